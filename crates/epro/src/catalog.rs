@@ -1,0 +1,152 @@
+//! Loading trials and their forms from the trials directory: one folder per
+//! trial, each with a `trial.toml` and the form files it lists.
+//!
+//! Loading is all or nothing. Every problem in every file is collected and
+//! reported with its file, line and column (or JSON path), and the server
+//! refuses to start while any remains, so it never serves a half-loaded
+//! trial. This module is the only code that reads trial definitions; moving
+//! them into the database later changes this module alone.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use epro_forms::{Catalog, FormFormat, Notice, PublishedForm, Trial};
+
+/// The name of the trial file in each trial folder.
+pub const TRIAL_FILE: &str = "trial.toml";
+
+/// Every problem found while loading a trials directory.
+#[derive(Debug)]
+pub struct CatalogError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed to load trials ({} problem(s))", self.problems.len())?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+/// Loads every trial folder under `directory`.
+///
+/// # Errors
+///
+/// Returns all problems at once: unreadable files, invalid trial files,
+/// forms that fail to load, and a directory without any trial.
+pub fn load(directory: &Path) -> Result<Catalog, CatalogError> {
+    let mut problems = Vec::new();
+    let mut trials = Vec::new();
+
+    let mut folders: Vec<PathBuf> = match std::fs::read_dir(directory) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.join(TRIAL_FILE).is_file())
+            .collect(),
+        Err(error) => {
+            return Err(CatalogError {
+                problems: vec![format!("{}: failed to read trials directory: {error}", directory.display())],
+            });
+        }
+    };
+    folders.sort();
+    if folders.is_empty() {
+        problems
+            .push(format!("{}: no trial found; each trial is a folder holding a {TRIAL_FILE}", directory.display()));
+    }
+
+    for folder in folders {
+        if let Some(trial) = load_trial(&folder, &mut problems) {
+            trials.push(trial);
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(CatalogError { problems });
+    }
+    Catalog::new(trials).map_err(|error| CatalogError { problems: vec![format!("{}: {error}", directory.display())] })
+}
+
+fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
+    let trial_path = folder.join(TRIAL_FILE);
+    let text = read(&trial_path, problems)?;
+    let trial_file = match epro_forms::parse_trial_file(&text) {
+        Ok(trial_file) => trial_file,
+        Err(notices) => {
+            problems.extend(notices.iter().map(|notice| describe(&trial_path, notice)));
+            return None;
+        }
+    };
+
+    let mut forms = Vec::new();
+    let count_before = problems.len();
+    for entry in &trial_file.forms {
+        let form_path = folder.join(&entry.file);
+        let format = match form_path.extension().and_then(|e| e.to_str()) {
+            Some("json") => FormFormat::FhirJson,
+            Some("toml") => FormFormat::NativeToml,
+            _ => {
+                problems.push(format!(
+                    "{}: form file {:?} must end in .json (FHIR Questionnaire) or .toml (native format)",
+                    trial_path.display(),
+                    entry.file
+                ));
+                continue;
+            }
+        };
+        let Some(text) = read(&form_path, problems) else {
+            continue;
+        };
+        let outcome = epro_forms::load_form(&text, format);
+        problems.extend(outcome.report.errors.iter().map(|notice| describe(&form_path, notice)));
+        if let Some(form) = outcome.form {
+            forms.push((entry, form));
+        }
+    }
+    if problems.len() > count_before {
+        return None;
+    }
+
+    let last_version_of = |id: &str| trial_file.forms.iter().rev().find(|e| e.id == id).map(|e| e.version.clone());
+    let forms = forms
+        .into_iter()
+        .map(|(entry, form)| PublishedForm {
+            id: entry.id.clone(),
+            version: entry.version.clone(),
+            title: entry.title.clone().unwrap_or_else(|| trial_file.title.clone()),
+            current: last_version_of(&entry.id).as_deref() == Some(entry.version.as_str()),
+            form,
+        })
+        .collect();
+    Some(Trial { id: trial_file.id, title: trial_file.title, forms })
+}
+
+fn read(path: &Path, problems: &mut Vec<String>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(error) => {
+            problems.push(format!("{}: failed to read: {error}", path.display()));
+            None
+        }
+    }
+}
+
+/// Formats a notice as `file:line:column: message (at path)`, the form
+/// editors and terminals turn into a link.
+pub fn describe(file: &Path, notice: &Notice) -> String {
+    let location = match (notice.line, notice.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}", file.display()),
+        _ => file.display().to_string(),
+    };
+    if notice.path.is_empty() || notice.path == "$" {
+        format!("{location}: {}", notice.message)
+    } else {
+        format!("{location}: {} (at {})", notice.message, notice.path)
+    }
+}

@@ -1,0 +1,66 @@
+//! The command line: `epro serve`, `epro forms check` and `epro migrate`,
+//! and what each returns as its exit status.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// ePRO data collection: validates patient questionnaire submissions
+/// against their trial's forms and stores them durably.
+#[derive(Debug, Parser)]
+#[command(name = "epro", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and the outbox relay until SIGTERM or Ctrl-C.
+    Serve {
+        /// Configuration file (TOML). EPRO_<SECTION>__<KEY> variables override its keys.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Address to listen on, overriding http.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Work with form files.
+    Forms {
+        #[command(subcommand)]
+        command: FormsCommand,
+    },
+    /// Create or upgrade the database schema, then exit. `serve` does this
+    /// too at start; this command lets a deployment do it beforehand.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Subcommands of `epro forms`.
+#[derive(Debug, Subcommand)]
+pub enum FormsCommand {
+    /// Load each form file and print what is supported, what is not yet
+    /// evaluated, what is ignored and every error. Exits 1 if any file is
+    /// invalid.
+    Check {
+        /// FHIR R4 Questionnaire (.json) or native-format (.toml) files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Exit statuses of the binary.
+pub mod exit {
+    /// The command did what it was asked.
+    pub const SUCCESS: u8 = 0;
+    /// The command ran and found a problem (an invalid form file).
+    pub const INVALID_INPUT: u8 = 1;
+    /// The command could not run: bad configuration, unusable database or
+    /// address, a server that failed.
+    pub const FAILURE: u8 = 2;
+}

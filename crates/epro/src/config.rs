@@ -1,0 +1,319 @@
+//! The configuration: one TOML file, every key overridable by an
+//! environment variable `EPRO_<SECTION>__<KEY>` (for example
+//! `EPRO_HTTP__LISTEN`), read once at start and passed on explicitly.
+//!
+//! Relative paths in the file (and in overrides) are resolved against the
+//! directory of the configuration file, so a configuration works whatever
+//! the current directory is. Unknown keys are errors: a misspelt key would
+//! otherwise silently fall back to its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use epro_http::Language;
+use epro_outbox::SinkConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub trials: TrialsConfig,
+    pub outbox: OutboxConfig,
+    pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[http]`: the listener and the limits on requests.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; `--listen` overrides it. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest request body, counted as bytes arrive; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of JSON arrays and objects; deeper bodies get 400.
+    pub max_json_depth: usize,
+    /// Language of messages when `Accept-Language` names neither zh-CN nor en.
+    pub default_language: Language,
+    /// How far in the future `completedAt` may lie, for device clocks that
+    /// run fast.
+    pub clock_skew_seconds: u64,
+    /// How long shutdown waits for in-flight requests before it gives up.
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// `[database]`: where submissions are stored and how the writer batches.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`; a relative PATH is relative to the configuration file.
+    pub url: String,
+    /// Most submissions committed in one transaction by the group commit.
+    pub group_commit_max_rows: usize,
+    /// Submissions that may wait for the writer; when full, new ones get 503.
+    pub queue_capacity: usize,
+    /// Connections used for reads (readiness, reading submissions, the relay).
+    pub read_connections: u32,
+}
+
+/// `[trials]`: where trial definitions are read from.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialsConfig {
+    /// A directory with one folder per trial, each holding `trial.toml` and
+    /// its form files.
+    pub directory: PathBuf,
+}
+
+/// `[outbox]`: how stored events are relayed.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Where events go: `{ type = "file", path = "..." }` or `{ type = "log" }`.
+    pub sink: SinkConfig,
+    /// How often the relay looks for events when no commit woke it.
+    pub poll_interval_milliseconds: u64,
+    /// Most events published in one batch.
+    pub batch_size: usize,
+    /// First wait after a failed publish; doubles per failure.
+    pub initial_backoff_milliseconds: u64,
+    /// Longest wait between publish attempts.
+    pub max_backoff_seconds: u64,
+}
+
+/// `[auth]`: credentials. Values here are secrets and never logged.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer token for `GET /v1/submissions/{id}`. Unset disables that
+    /// endpoint. Prefer `EPRO_AUTH__OPERATOR_TOKEN` to writing it in a file.
+    #[serde(skip_serializing)]
+    pub operator_token: Option<SecretString>,
+}
+
+/// `[telemetry]`: logging.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,epro_store=debug`.
+    pub log_filter: String,
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Defaults for every key except `trials.directory`, which has no sensible
+/// default. The shipped `examples/demo.toml` spells each one out.
+#[derive(Serialize)]
+struct Defaults {
+    http: HttpConfig,
+    database: DatabaseConfig,
+    outbox: OutboxConfig,
+    auth: AuthConfig,
+    telemetry: TelemetryConfig,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            http: HttpConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                max_body_bytes: 1024 * 1024,
+                max_json_depth: 64,
+                default_language: Language::ZhCn,
+                clock_skew_seconds: 300,
+                shutdown_timeout_seconds: 30,
+            },
+            database: DatabaseConfig {
+                url: "sqlite://var/epro.db".to_owned(),
+                group_commit_max_rows: 256,
+                queue_capacity: 4096,
+                read_connections: 4,
+            },
+            outbox: OutboxConfig {
+                sink: SinkConfig::File { path: PathBuf::from("var/outbox.ndjson") },
+                poll_interval_milliseconds: 200,
+                batch_size: 256,
+                initial_backoff_milliseconds: 500,
+                max_backoff_seconds: 60,
+            },
+            auth: AuthConfig::default(),
+            telemetry: TelemetryConfig { log_format: LogFormat::Text, log_filter: "info".to_owned() },
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file, applies `EPRO_*` overrides and resolves relative
+    /// paths against the file's directory.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the file is missing or not TOML, or when a key is unknown,
+    /// mistyped or invalid; the message names the key and where its value
+    /// came from (the file or the environment variable).
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        if !path.is_file() {
+            anyhow::bail!("configuration file {} not found", path.display());
+        }
+        let figment = Figment::from(Serialized::defaults(Defaults::default()))
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed("EPRO_").split("__"));
+        let mut config: Config = figment.extract().map_err(|error| {
+            let all: Vec<String> = error.into_iter().map(describe_error).collect();
+            anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
+        })?;
+
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.resolve_paths(&base);
+        config.check().with_context(|| format!("invalid configuration in {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Returns the SQLite database path named by `database.url`.
+    ///
+    /// # Errors
+    ///
+    /// Fails for a URL that is not `sqlite://PATH`.
+    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        let url = &self.database.url;
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .with_context(|| format!("database.url {url:?} is not supported: use sqlite://PATH"))?;
+        anyhow::ensure!(!path.is_empty() && path != ":memory:", "database.url must name a file: sqlite://PATH");
+        Ok(PathBuf::from(path))
+    }
+
+    /// Returns the relay settings as durations.
+    pub fn relay(&self) -> epro_outbox::RelayConfig {
+        epro_outbox::RelayConfig {
+            poll_interval: Duration::from_millis(self.outbox.poll_interval_milliseconds),
+            batch_size: self.outbox.batch_size,
+            initial_backoff: Duration::from_millis(self.outbox.initial_backoff_milliseconds),
+            max_backoff: Duration::from_secs(self.outbox.max_backoff_seconds),
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &Path| if path.is_relative() { base.join(path) } else { path.to_path_buf() };
+
+        self.trials.directory = resolve(&self.trials.directory);
+        if let SinkConfig::File { path } = &mut self.outbox.sink {
+            *path = resolve(path);
+        }
+        if let Ok(path) = self.sqlite_path() {
+            self.database.url = format!("sqlite://{}", resolve(&path).display());
+        }
+    }
+
+    /// Checks the values that deserialize fine but make no sense.
+    fn check(&self) -> anyhow::Result<()> {
+        self.sqlite_path()?;
+        let limits = [
+            ("http.max_body_bytes", self.http.max_body_bytes),
+            ("http.max_json_depth", self.http.max_json_depth),
+            ("database.group_commit_max_rows", self.database.group_commit_max_rows),
+            ("database.queue_capacity", self.database.queue_capacity),
+            ("database.read_connections", self.database.read_connections as usize),
+            ("outbox.batch_size", self.outbox.batch_size),
+        ];
+        for (key, value) in limits {
+            anyhow::ensure!(value > 0, "{key} must be greater than 0");
+        }
+        let relay = self.relay();
+        anyhow::ensure!(
+            relay.initial_backoff <= relay.max_backoff,
+            "outbox.initial_backoff_milliseconds ({} ms) must not exceed outbox.max_backoff_seconds ({} s)",
+            self.outbox.initial_backoff_milliseconds,
+            self.outbox.max_backoff_seconds
+        );
+        Ok(())
+    }
+}
+
+/// Words one figment error as `key: problem (in FILE)` or
+/// `key: problem (from environment variable EPRO_KEY)`, so the reader
+/// knows which key to fix and where its value came from.
+fn describe_error(error: figment::Error) -> String {
+    let key = error.path.join(".").to_lowercase();
+    let origin = match &error.metadata {
+        Some(metadata) if metadata.name.contains("environment") => {
+            format!(" (from environment variable EPRO_{})", key.to_uppercase().replace('.', "__"))
+        }
+        Some(metadata) => match &metadata.source {
+            Some(source) => format!(" (in {source})"),
+            None => format!(" (in {})", metadata.name),
+        },
+        None => String::new(),
+    };
+    if key.is_empty() { format!("{}{origin}", error.kind) } else { format!("{key}: {}{origin}", error.kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("epro.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn load_resolves_paths_against_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"trials\"\n[database]\nurl = \"sqlite://var/x.db\"\n");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.trials.directory, dir.path().join("trials"));
+        assert_eq!(config.sqlite_path().unwrap(), dir.path().join("var/x.db"));
+        assert_eq!(config.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(config.http.default_language, Language::ZhCn);
+    }
+
+    #[test]
+    fn load_names_bad_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[http]\nlisten = \"not an address\"\n");
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(message.contains("http.listen"), "{message}");
+        assert!(message.contains("epro.toml"), "{message}");
+    }
+
+    #[test]
+    fn load_rejects_unknown_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[http]\nlisten_address = \"127.0.0.1:1\"\n");
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(message.contains("listen_address"), "{message}");
+    }
+
+    #[test]
+    fn load_rejects_unsupported_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[database]\nurl = \"mysql://x\"\n");
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(message.contains("database.url"), "{message}");
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let message = format!("{:#}", Config::load(Path::new("/nonexistent/epro.toml")).unwrap_err());
+        assert!(message.contains("/nonexistent/epro.toml"), "{message}");
+    }
+}

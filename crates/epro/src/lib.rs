@@ -1,0 +1,24 @@
+//! epro: an ePRO (electronic patient-reported outcomes) data collection
+//! service. Patients' apps submit questionnaire answers over HTTP; epro
+//! validates each submission against its trial's form, stores it durably
+//! with an outbox event in the same transaction, and relays the events.
+//!
+//! # Layout
+//!
+//! - [`cli`]: subcommands and exit statuses; `main.rs` only dispatches.
+//! - [`config`]: the TOML file and its `EPRO_*` overrides.
+//! - [`telemetry`]: the log subscriber.
+//! - [`catalog`]: loads trials and forms from the trials directory.
+//! - [`startup`]: builds the server, then runs it until shutdown.
+//! - [`forms_check`]: the `epro forms check` report.
+//!
+//! The work itself lives in the library crates: `epro-forms` (form model
+//! and validation, no IO), `epro-store` (the only SQL), `epro-outbox` (the
+//! relay and sinks) and `epro-http` (the API).
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod forms_check;
+pub mod startup;
+pub mod telemetry;

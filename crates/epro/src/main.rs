@@ -1,0 +1,88 @@
+//! The `epro` binary: parses the command line, loads the configuration,
+//! installs logging, dispatches to the subcommand and maps its result to
+//! an exit status. Nothing else happens here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use epro::cli::{Cli, Command, FormsCommand, exit};
+use epro::config::Config;
+use epro::startup::Application;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Forms { command: FormsCommand::Check { files } } => {
+            return ExitCode::from(if epro::forms_check::run(&files) { exit::SUCCESS } else { exit::INVALID_INPUT });
+        }
+        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Migrate { config } => migrate(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(error) => {
+            eprintln!("epro: {error:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn serve(config_path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path)?;
+    if let Some(listen) = listen {
+        config.http.listen = listen;
+    }
+    epro::telemetry::init(&config.telemetry)?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let application = Application::build(config).await?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        application.run(shutdown).await
+    })
+}
+
+fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    epro::telemetry::init(&config.telemetry)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = epro_store::Store::open(epro_store::StoreConfig {
+            path: config.sqlite_path()?,
+            max_batch: config.database.group_commit_max_rows,
+            queue_capacity: config.database.queue_capacity,
+            read_connections: 1,
+        })
+        .await?;
+        store.close().await;
+        tracing::info!("Database schema is up to date");
+        Ok(())
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT (Ctrl-C).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error.message = %error, "Failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        _ = interrupt => tracing::info!("Received SIGINT"),
+        () = terminate => tracing::info!("Received SIGTERM"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,274 @@
+//! `spawn_app()`: the real application on port 0 with a fresh SQLite file
+//! in a temporary directory, and a `TestApp` with one method per endpoint.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use epro::config::Config;
+use epro::startup::Application;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// A running server for one test.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    dir: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    /// The server runs on its own runtime in this thread, so dropping the
+    /// app can wait for a graceful shutdown before the files are deleted.
+    server: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// One HTTP reply, read completely.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_language: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", self.text))
+    }
+
+    /// Returns the `code` of every field error, in order.
+    pub fn error_codes(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|errors| errors.iter().map(|e| e["code"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Starts the application on a fresh database, with the demo trial and the
+/// fixtures trial.
+pub async fn spawn_app() -> TestApp {
+    init_test_logs();
+    let dir = tempfile::tempdir().expect("failed to create a temporary directory");
+
+    let trials = dir.path().join("trials");
+    std::fs::create_dir(&trials).unwrap();
+    link_dir(&workspace_root().join("examples/trials/demo"), &trials.join("demo"));
+    assemble_fixtures_trial(&trials.join("fixtures"));
+
+    let config_path = dir.path().join("epro.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[http]
+listen = "127.0.0.1:0"
+default_language = "zh-CN"
+[database]
+url = "sqlite://var/epro.db"
+[trials]
+directory = "trials"
+[outbox]
+sink = {{ type = "file", path = "var/outbox.ndjson" }}
+poll_interval_milliseconds = 20
+[auth]
+operator_token = "{OPERATOR_TOKEN}"
+"#
+        ),
+    )
+    .unwrap();
+
+    let config = Config::load(&config_path).expect("test configuration must load");
+    let shutdown = CancellationToken::new();
+    let (address_sender, address_receiver) = tokio::sync::oneshot::channel();
+    let server = std::thread::spawn({
+        let shutdown = shutdown.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(async move {
+                let application = Application::build(config).await.expect("application must build");
+                let _ = address_sender.send(application.local_addr()?);
+                application.run(shutdown).await
+            })
+        }
+    });
+    let address = format!("http://{}", address_receiver.await.expect("the server thread ended before binding"));
+
+    TestApp { address, client: reqwest::Client::new(), dir: Some(dir), shutdown, server: Some(server) }
+}
+
+/// Symlinks a trial folder, so relative form paths inside it resolve from
+/// its real location.
+fn link_dir(target: &Path, link: &Path) {
+    std::os::unix::fs::symlink(target.canonicalize().unwrap(), link).unwrap();
+}
+
+/// Builds the fixtures trial: its `trial.toml` and native form from
+/// `tests/trials/fixtures/`, and links to the real questionnaires in
+/// `fixtures/real/`, which stay unchanged in one place.
+fn assemble_fixtures_trial(folder: &Path) {
+    std::fs::create_dir(folder).unwrap();
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trials/fixtures");
+    for entry in std::fs::read_dir(&own).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+    }
+    let real = workspace_root().join("fixtures/real").canonicalize().unwrap();
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::symlink(&path, folder.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+fn init_test_logs() {
+    // Set TEST_LOG=1 to see the server's logs in test output.
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+    }
+}
+
+impl TestApp {
+    /// The temporary directory holding the configuration, trials and data.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("the directory lives as long as the app").path()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.dir().join("var/epro.db")
+    }
+
+    pub fn outbox_path(&self) -> PathBuf {
+        self.dir().join("var/outbox.ndjson")
+    }
+
+    /// Sends raw bytes with a content type and optional extra headers.
+    pub async fn post(&self, path: &str, content_type: Option<&str>, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.client.post(format!("{}{path}", self.address)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.expect("request must reach the server")).await
+    }
+
+    /// Submits a native envelope to `/v1/trials/{trial}/forms/{form}/submissions`.
+    pub async fn submit(&self, trial: &str, form: &str, envelope: &Value) -> Reply {
+        self.submit_in(trial, form, envelope, "en").await
+    }
+
+    /// Like [`TestApp::submit`] with an `Accept-Language` header.
+    pub async fn submit_in(&self, trial: &str, form: &str, envelope: &Value, language: &str) -> Reply {
+        let path = format!("/v1/trials/{trial}/forms/{form}/submissions");
+        let body = serde_json::to_vec(envelope).unwrap();
+        self.post(&path, Some("application/json"), body, &[("accept-language", language)]).await
+    }
+
+    /// Submits a FHIR `QuestionnaireResponse` file's bytes unchanged.
+    pub async fn submit_fhir(&self, trial: &str, form: &str, query: &str, bytes: Vec<u8>) -> Reply {
+        let path = format!("/v1/trials/{trial}/forms/{form}/submissions{query}");
+        self.post(&path, Some("application/fhir+json"), bytes, &[("accept-language", "en")]).await
+    }
+
+    /// Submits to the seed-compatible endpoint.
+    pub async fn submit_seed(&self, envelope: &Value, headers: &[(&str, &str)]) -> Reply {
+        let body = serde_json::to_vec(envelope).unwrap();
+        self.post("/api/collection/submit", Some("application/json"), body, headers).await
+    }
+
+    /// Reads a stored submission with the operator token (or another one).
+    pub async fn get_submission(&self, id: &str, token: Option<&str>) -> Reply {
+        let mut request = self.client.get(format!("{}/v1/submissions/{id}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        read(self.client.get(format!("{}{path}", self.address)).send().await.unwrap()).await
+    }
+
+    /// Counts rows in a table of the real database file.
+    pub fn count(&self, sql: &str) -> i64 {
+        let connection = rusqlite::Connection::open(self.database_path()).unwrap();
+        connection.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    /// Waits until the relay has written `expected` lines to the NDJSON
+    /// file, then returns them parsed.
+    pub async fn outbox_messages(&self, expected: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(self.outbox_path()).unwrap_or_default();
+            let lines: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+            if lines.len() >= expected {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the relay did not write {expected} outbox messages within 5 s");
+    }
+
+    /// Stops the server the way SIGTERM does, waits for it, and hands back
+    /// the directory so the test can inspect the files.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.stop_server();
+        self.dir.take().expect("the directory lives as long as the app")
+    }
+
+    fn stop_server(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.join().expect("the server thread panicked").expect("the server must stop cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.stop_server();
+        } else {
+            self.shutdown.cancel();
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let content_language = response.headers().get("content-language").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = response.text().await.unwrap();
+    Reply { status, content_language, text }
+}
+
+/// A complete, valid PHQ-9 answer set for the demo trial (LOINC answer
+/// codes of lforms__phq9.json), with a fresh submission id.
+pub fn phq9_envelope() -> Value {
+    json!({
+        "submissionId": uuid::Uuid::new_v4().to_string(),
+        "patientId": "P-0001",
+        "completedAt": "2026-12-04T20:15:00+08:00",
+        "answers": phq9_answers(),
+    })
+}
+
+/// PHQ-9 answers: items 1-9 and the difficulty item.
+pub fn phq9_answers() -> Value {
+    json!({
+        "/44250-9": "LA6568-5",
+        "/44255-8": "LA6569-3",
+        "/44259-0": "LA6570-1",
+        "/44254-1": "LA6571-9",
+        "/44251-7": "LA6568-5",
+        "/44258-2": "LA6569-3",
+        "/44252-5": "LA6568-5",
+        "/44253-3": "LA6568-5",
+        "/44260-8": "LA6568-5",
+        "/69722-7": { "system": "http://loinc.org", "code": "LA6572-7" }
+    })
+}

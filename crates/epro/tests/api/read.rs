@@ -1,0 +1,72 @@
+//! Reading stored submissions, health and readiness, and unknown routes.
+
+use crate::helpers::{OPERATOR_TOKEN, phq9_envelope, spawn_app};
+
+#[tokio::test]
+async fn get_submission_requires_operator_token() {
+    let app = spawn_app().await;
+    let envelope = phq9_envelope();
+    let id = envelope["submissionId"].as_str().unwrap().to_owned();
+    assert_eq!(app.submit("demo", "phq9", &envelope).await.status, 201);
+
+    let anonymous = app.get_submission(&id, None).await;
+    let wrong = app.get_submission(&id, Some("wrong-token")).await;
+    let operator = app.get_submission(&id, Some(OPERATOR_TOKEN)).await;
+
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json()["code"], "unauthorized");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(operator.status, 200);
+    let stored = operator.json();
+    assert_eq!(stored["submissionId"], id.as_str());
+    assert_eq!(stored["patientId"], "P-0001");
+    assert_eq!(stored["answers"]["/44250-9"]["system"], "http://loinc.org", "normalized to a full Coding");
+    assert_eq!(stored["received"], envelope["answers"], "raw answers as sent");
+}
+
+#[tokio::test]
+async fn get_unknown_submission_is_404() {
+    let app = spawn_app().await;
+
+    let reply = app.get_submission("5d0c6a5e-7d5c-4f0e-9a53-2f4d7a3b1c10", Some(OPERATOR_TOKEN)).await;
+
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["code"], "submission_not_found");
+}
+
+#[tokio::test]
+async fn health_and_readiness_report_ok() {
+    let app = spawn_app().await;
+
+    let health = app.get("/healthz").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(health.status, 200);
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+}
+
+#[tokio::test]
+async fn unknown_route_gets_json_404() {
+    let app = spawn_app().await;
+
+    let reply = app.get("/v2/nothing").await;
+    let wrong_method = app.get("/api/collection/submit").await;
+
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["code"], "not_found");
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn stop_drains_and_keeps_submissions() {
+    let app = spawn_app().await;
+    assert_eq!(app.submit("demo", "phq9", &phq9_envelope()).await.status, 201);
+
+    let dir = app.stop();
+
+    let connection = rusqlite::Connection::open(dir.path().join("var/epro.db")).unwrap();
+    let rows: i64 = connection.query_row("SELECT count(*) FROM submissions", [], |row| row.get(0)).unwrap();
+    assert_eq!(rows, 1);
+}

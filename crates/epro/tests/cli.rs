@@ -1,0 +1,147 @@
+//! The binary's command line: `forms check` reports and exit statuses, and
+//! how `serve` fails on bad configuration and bad trials (a message naming
+//! the key or file, exit status 2, never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn epro(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_epro"));
+    command.args(args);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    command.output().expect("failed to run the epro binary")
+}
+
+fn workspace(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path).canonicalize().unwrap().display().to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes a configuration whose trials directory holds `trial_folders`
+/// (name → source folder, linked).
+fn config_with_trials(dir: &Path, trial_folders: &[(&str, PathBuf)], extra: &str) -> PathBuf {
+    let trials = dir.join("trials");
+    std::fs::create_dir_all(&trials).unwrap();
+    for (name, source) in trial_folders {
+        std::os::unix::fs::symlink(source, trials.join(name)).unwrap();
+    }
+    let path = dir.join("epro.toml");
+    std::fs::write(
+        &path,
+        format!("[http]\nlisten = \"127.0.0.1:0\"\n[trials]\ndirectory = \"trials\"\n[database]\nurl = \"sqlite://var/epro.db\"\n{extra}"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn forms_check_reports_demo_forms_valid() {
+    let phq9 = workspace("examples/trials/demo/lforms__phq9.json");
+    let gad7 = workspace("examples/trials/demo/rkof__GAD-7.json");
+
+    let output = epro(&["forms", "check", &phq9, &gad7], &[]);
+
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    let report = stdout(&output);
+    assert!(report.contains("lforms__phq9.json: valid"), "{report}");
+    assert!(report.contains("rkof__GAD-7.json: valid"), "{report}");
+    assert!(report.contains("not evaluated yet"), "PHQ-9's total score expression is reported: {report}");
+    assert!(report.contains("calculatedExpression"), "{report}");
+}
+
+#[test]
+fn forms_check_rejects_trailing_comma_with_position() {
+    let broken = workspace("fixtures/real/rkof__SkipLogicExample.invalid.json");
+    let valid = workspace("examples/trials/demo/rkof__SliderExample.json");
+
+    let output = epro(&["forms", "check", &valid, &broken], &[]);
+
+    assert_eq!(output.status.code(), Some(1), "one invalid file makes the exit status 1");
+    let report = stdout(&output);
+    assert!(report.contains("rkof__SliderExample.json: valid"), "{report}");
+    assert!(report.contains("rkof__SkipLogicExample.invalid.json: invalid"), "{report}");
+    assert!(report.contains("rkof__SkipLogicExample.invalid.json:82:"), "file:line:column: {report}");
+}
+
+#[test]
+fn forms_check_rejects_unknown_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("form.yaml");
+    std::fs::write(&file, "items: []").unwrap();
+
+    let output = epro(&["forms", "check", file.to_str().unwrap()], &[]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains(".json (FHIR Questionnaire) or .toml"), "{}", stdout(&output));
+}
+
+#[test]
+fn serve_refuses_half_loaded_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken_trial = dir.path().join("broken");
+    std::fs::create_dir(&broken_trial).unwrap();
+    std::fs::copy(workspace("fixtures/real/rkof__SkipLogicExample.invalid.json"), broken_trial.join("skip.json"))
+        .unwrap();
+    std::fs::write(
+        broken_trial.join("trial.toml"),
+        "id = \"broken\"\ntitle = { en = \"Broken\", zh-CN = \"损坏\" }\n[[forms]]\nid = \"skip\"\nversion = \"1\"\nfile = \"skip.json\"\n",
+    )
+    .unwrap();
+    let config = config_with_trials(
+        dir.path(),
+        &[("demo", PathBuf::from(workspace("examples/trials/demo"))), ("broken", broken_trial)],
+        "",
+    );
+
+    let output = epro(&["serve", "--config", config.to_str().unwrap()], &[]);
+
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("skip.json:82:"), "names file, line and column: {message}");
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(!dir.path().join("var/epro.db").exists(), "nothing was opened or stored");
+}
+
+#[test]
+fn serve_names_bad_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_trials(dir.path(), &[], "[outbox]\nbatch_size = \"many\"\n");
+
+    let output = epro(&["serve", "--config", config.to_str().unwrap()], &[]);
+
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("outbox.batch_size"), "{message}");
+    assert!(message.contains("epro.toml"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn serve_names_bad_environment_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_trials(dir.path(), &[], "");
+
+    let output = epro(&["serve", "--config", config.to_str().unwrap()], &[("EPRO_HTTP__LISTEN", "nowhere")]);
+
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("http.listen"), "{message}");
+    assert!(message.contains("EPRO_HTTP__LISTEN"), "names the variable: {message}");
+}
+
+#[test]
+fn serve_reports_missing_config_file() {
+    let output = epro(&["serve", "--config", "/nonexistent/epro.toml"], &[]);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/epro.toml"), "{}", stderr(&output));
+}

@@ -1,0 +1,43 @@
+//! epro-forms: the form model, import of FHIR R4 Questionnaires and of the
+//! native TOML format, validation of submitted answers, and the catalog of
+//! trials and their published forms.
+//!
+//! The crate does no IO and has no async code: callers read files and pass
+//! their text in. Library errors carry stable codes and structured
+//! parameters, and the HTTP layer turns them into Chinese or English text.
+//!
+//! # Layout
+//!
+//! - `model`: the compiled form, shared by both importers.
+//! - `primitive`: FHIR date, dateTime, time and decimal values.
+//! - `load`: [`load_form`] and its [`LoadReport`], plus checks shared by the
+//!   importers.
+//! - `fhir`: Questionnaire import and QuestionnaireResponse item reading.
+//! - `native`: the TOML form format (documented in `NATIVE_FORMAT.md`).
+//! - `validate`: [`check_native`] and [`check_fhir_items`], which return
+//!   every [`Finding`] and the normalized answers.
+//! - `trial`: trial files and the [`Catalog`] of published forms.
+//!
+//! # Invariants
+//!
+//! - Loading and checking do not panic on any input, which the robustness
+//!   tests exercise, and report every problem instead of the first. A
+//!   syntax error in a form file is the exception, because nothing after
+//!   it can be read.
+//! - Skip logic and expressions are kept in the model but not evaluated.
+
+mod fhir;
+pub mod load;
+pub mod model;
+mod native;
+pub mod primitive;
+pub mod trial;
+pub mod validate;
+
+pub use load::{FormFormat, LoadOutcome, LoadReport, Notice, load_fhir_value, load_form};
+pub use model::{
+    AnswerOption, Bound, Constraints, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, Form,
+    Item, ItemType, Language, OptionValue, Pattern, Unit,
+};
+pub use trial::{Catalog, Localized, LookupError, PublishedForm, Trial, TrialFile, TrialFormEntry, parse_trial_file};
+pub use validate::{Checked, Expected, Finding, Hint, Problem, check_fhir_items, check_native};

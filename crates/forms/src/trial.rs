@@ -1,0 +1,384 @@
+//! Trial files and the catalog of published forms.
+//!
+//! A trial file (TOML) names a trial and lists its forms by id, version and
+//! file. The same form id may be listed with several versions. The last one
+//! listed is the current version, which a submission gets when it names no
+//! version. Reading the form files is the caller's job, because this crate
+//! does no IO: the caller loads each listed file with `load_form` and
+//! builds a [`Trial`] with [`Trial::from_file`].
+
+use std::collections::{HashMap, HashSet};
+
+use toml::{Table, Value};
+
+use crate::load::{FormFormat, Notice};
+use crate::model::Form;
+use crate::native;
+
+/// A parsed trial file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialFile {
+    pub id: String,
+    pub title: Localized,
+    /// Forms in file order. For each form id, the last entry is current.
+    pub forms: Vec<TrialFormEntry>,
+}
+
+/// One `[[forms]]` entry of a trial file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialFormEntry {
+    pub id: String,
+    pub version: String,
+    /// Path of the form file relative to the trial file. It ends in `.json`
+    /// (FHIR Questionnaire) or `.toml` (native format), and cannot be
+    /// absolute or contain `..`.
+    pub file: String,
+    /// Title shown for the form. When absent, the form file's title is used.
+    pub title: Option<Localized>,
+}
+
+/// Text in both languages that epro shows to patients and site staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localized {
+    pub en: String,
+    /// Simplified Chinese text, under the TOML key `zh-CN`.
+    pub zh_cn: String,
+}
+
+/// The published trials, by id.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    trials: Vec<Trial>,
+    by_id: HashMap<String, usize>,
+}
+
+/// A trial with its loaded forms.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub id: String,
+    pub title: Localized,
+    /// Forms in trial-file order.
+    pub forms: Vec<PublishedForm>,
+}
+
+/// One version of a form as published in a trial.
+#[derive(Debug, Clone)]
+pub struct PublishedForm {
+    pub id: String,
+    pub version: String,
+    pub title: Localized,
+    pub form: Form,
+    /// True for the version a submission gets when it names none: the last
+    /// one listed for this form id.
+    pub current: bool,
+}
+
+/// Reason [`Trial::form`] found no form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("unknown form")]
+    UnknownForm,
+    #[error("unknown form version")]
+    UnknownVersion,
+}
+
+const MAX_ID_LENGTH: usize = 64;
+
+/// Parses a trial file.
+///
+/// # Errors
+///
+/// Returns every problem found, each with the key path it concerns (such as
+/// `forms[1].version`), or with line and column for a TOML syntax error.
+pub fn parse_trial_file(text: &str) -> Result<TrialFile, Vec<Notice>> {
+    let table = match text.parse::<Table>() {
+        Ok(table) => table,
+        Err(error) => return Err(vec![native::syntax_error(text, &error)]),
+    };
+    let mut parser = Parser::default();
+    let file = parser.trial(&table);
+    match file {
+        Some(file) if parser.errors.is_empty() => Ok(file),
+        _ => Err(parser.errors),
+    }
+}
+
+/// Returns true when `id` has 1 to 64 characters, each an ASCII letter, a
+/// digit, `.`, `_` or `-`.
+pub fn is_valid_id(id: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    !id.is_empty() && id.len() <= MAX_ID_LENGTH && id.chars().all(allowed)
+}
+
+impl TrialFormEntry {
+    /// Returns the format of the form file, from its extension.
+    pub fn format(&self) -> Option<FormFormat> {
+        if self.file.ends_with(".json") {
+            Some(FormFormat::FhirJson)
+        } else if self.file.ends_with(".toml") {
+            Some(FormFormat::NativeToml)
+        } else {
+            None
+        }
+    }
+}
+
+impl Trial {
+    /// Builds a trial from its file and the forms loaded for its entries,
+    /// given in the same order as `file.forms`. Marks the last version of
+    /// each form id as current. An entry without a title takes the form
+    /// file's title, in English for both languages when the file has no
+    /// Chinese title, and the form id when the file has no title at all.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when the number of forms does not match the
+    /// entries.
+    pub fn from_file(file: TrialFile, forms: Vec<Form>) -> Result<Trial, String> {
+        if file.forms.len() != forms.len() {
+            return Err(format!("trial {} lists {} forms but {} were loaded", file.id, file.forms.len(), forms.len()));
+        }
+        let mut last_position = HashMap::new();
+        for (position, entry) in file.forms.iter().enumerate() {
+            last_position.insert(entry.id.clone(), position);
+        }
+
+        let published = file
+            .forms
+            .into_iter()
+            .zip(forms)
+            .enumerate()
+            .map(|(position, (entry, form))| {
+                let title = entry.title.unwrap_or_else(|| title_from_form(&form, &entry.id));
+                PublishedForm {
+                    current: last_position.get(&entry.id) == Some(&position),
+                    id: entry.id,
+                    version: entry.version,
+                    title,
+                    form,
+                }
+            })
+            .collect();
+        Ok(Trial { id: file.id, title: file.title, forms: published })
+    }
+
+    /// Finds a form by id, and by version when one is given. Without a
+    /// version it returns the current one.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`LookupError::UnknownForm`] when the trial has no form with
+    /// this id, and [`LookupError::UnknownVersion`] when it has the form but
+    /// not the version.
+    pub fn form(&self, form_id: &str, version: Option<&str>) -> Result<&PublishedForm, LookupError> {
+        let mut versions = self.forms.iter().filter(|form| form.id == form_id).peekable();
+        if versions.peek().is_none() {
+            return Err(LookupError::UnknownForm);
+        }
+        let found = match version {
+            Some(version) => versions.find(|form| form.version == version),
+            None => versions.find(|form| form.current),
+        };
+        found.ok_or(LookupError::UnknownVersion)
+    }
+
+    /// Returns the current version of the trial's only form, or `None` when
+    /// the trial has several form ids.
+    pub fn single_form(&self) -> Option<&PublishedForm> {
+        let first = self.forms.first()?;
+        let one_id = self.forms.iter().all(|form| form.id == first.id);
+        if one_id { self.forms.iter().find(|form| form.current) } else { None }
+    }
+}
+
+fn title_from_form(form: &Form, form_id: &str) -> Localized {
+    let en = form.title.clone().unwrap_or_else(|| form_id.to_owned());
+    let zh_cn = form.title_zh_cn.clone().unwrap_or_else(|| en.clone());
+    Localized { en, zh_cn }
+}
+
+impl Catalog {
+    /// Builds the catalog.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the first duplicate trial id, duplicate
+    /// (form id, version) pair, invalid id, or form id that does not have
+    /// exactly one current version.
+    pub fn new(trials: Vec<Trial>) -> Result<Catalog, String> {
+        let mut by_id = HashMap::new();
+        for (position, trial) in trials.iter().enumerate() {
+            if !is_valid_id(&trial.id) {
+                return Err(format!("invalid trial id \"{}\"", trial.id));
+            }
+            if by_id.insert(trial.id.clone(), position).is_some() {
+                return Err(format!("duplicate trial id \"{}\"", trial.id));
+            }
+            check_trial_forms(trial)?;
+        }
+        Ok(Catalog { trials, by_id })
+    }
+
+    /// Finds a trial by id.
+    pub fn trial(&self, id: &str) -> Option<&Trial> {
+        self.by_id.get(id).map(|position| &self.trials[*position])
+    }
+
+    /// Iterates over the trials in the order they were given.
+    pub fn trials(&self) -> impl Iterator<Item = &Trial> {
+        self.trials.iter()
+    }
+}
+
+fn check_trial_forms(trial: &Trial) -> Result<(), String> {
+    let mut versions = HashSet::new();
+    let mut current_count: HashMap<&str, usize> = HashMap::new();
+    for form in &trial.forms {
+        if !is_valid_id(&form.id) || !is_valid_id(&form.version) {
+            return Err(format!(
+                "trial {} has an invalid form id or version: \"{}\" version \"{}\"",
+                trial.id, form.id, form.version
+            ));
+        }
+        if !versions.insert((form.id.as_str(), form.version.as_str())) {
+            return Err(format!("trial {} lists form {} version {} twice", trial.id, form.id, form.version));
+        }
+        *current_count.entry(form.id.as_str()).or_default() += usize::from(form.current);
+    }
+    for (form_id, count) in current_count {
+        if count != 1 {
+            return Err(format!(
+                "trial {} has {count} current versions of form {form_id}, expected exactly 1",
+                trial.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Parser {
+    errors: Vec<Notice>,
+}
+
+impl Parser {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Notice::new(path, message));
+    }
+
+    fn trial(&mut self, table: &Table) -> Option<TrialFile> {
+        self.reject_unknown_keys(table, &["id", "title", "forms"], "");
+        let id = self.id(table, "id", "id");
+        let title = self.required_localized(table.get("title"), "title");
+        let forms = match table.get("forms") {
+            Some(Value::Array(entries)) if !entries.is_empty() => self.forms(entries),
+            Some(Value::Array(_)) | None => {
+                self.error("forms", "the trial lists no forms; add a [[forms]] entry");
+                Vec::new()
+            }
+            Some(_) => {
+                self.error("forms", "forms must be an array of tables");
+                Vec::new()
+            }
+        };
+        Some(TrialFile { id: id?, title: title?, forms })
+    }
+
+    fn forms(&mut self, entries: &[Value]) -> Vec<TrialFormEntry> {
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        let mut forms = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            let path = format!("forms[{position}]");
+            let Some(entry) = self.form(entry, &path) else {
+                continue;
+            };
+            let key = (entry.id.clone(), entry.version.clone());
+            if let Some(first) = seen.insert(key, position) {
+                self.error(
+                    path,
+                    format!("form {} version {} is already listed at forms[{first}]", entry.id, entry.version),
+                );
+            }
+            forms.push(entry);
+        }
+        forms
+    }
+
+    fn form(&mut self, value: &Value, path: &str) -> Option<TrialFormEntry> {
+        let Some(table) = value.as_table() else {
+            self.error(path, "form entry must be a table");
+            return None;
+        };
+        self.reject_unknown_keys(table, &["id", "version", "file", "title"], path);
+        let id = self.id(table, "id", &format!("{path}.id"));
+        let version = self.id(table, "version", &format!("{path}.version"));
+        let file = self.file(table.get("file"), &format!("{path}.file"));
+        let title = match table.get("title") {
+            Some(title) => Some(self.required_localized(Some(title), &format!("{path}.title"))?),
+            None => None,
+        };
+        Some(TrialFormEntry { id: id?, version: version?, file: file?, title })
+    }
+
+    fn id(&mut self, table: &Table, key: &str, path: &str) -> Option<String> {
+        let Some(value) = table.get(key) else {
+            self.error(path, format!("{key} is missing"));
+            return None;
+        };
+        let Some(id) = value.as_str() else {
+            self.error(path, format!("{key} must be a string"));
+            return None;
+        };
+        if !is_valid_id(id) {
+            self.error(path, format!("\"{id}\" is not a valid {key}: use 1 to 64 of A-Z a-z 0-9 . _ -"));
+            return None;
+        }
+        Some(id.to_owned())
+    }
+
+    fn file(&mut self, value: Option<&Value>, path: &str) -> Option<String> {
+        let Some(file) = value.and_then(Value::as_str) else {
+            self.error(path, "file is missing or not a string");
+            return None;
+        };
+        let escapes =
+            file.starts_with('/') || file.starts_with('\\') || file.split(['/', '\\']).any(|part| part == "..");
+        if escapes || file.contains(':') {
+            self.error(path, format!("\"{file}\" must be a relative path inside the trial folder"));
+            return None;
+        }
+        let known_format = file.ends_with(".json") || file.ends_with(".toml");
+        if !known_format {
+            self.error(path, format!("\"{file}\" must end in .json (FHIR Questionnaire) or .toml (native form)"));
+            return None;
+        }
+        Some(file.to_owned())
+    }
+
+    fn required_localized(&mut self, value: Option<&Value>, path: &str) -> Option<Localized> {
+        let Some(table) = value.and_then(Value::as_table) else {
+            self.error(path, "must be a table with en and zh-CN, such as { en = \"...\", zh-CN = \"...\" }");
+            return None;
+        };
+        self.reject_unknown_keys(table, &["en", "zh-CN"], path);
+        let mut text = |key: &str| match table.get(key).and_then(Value::as_str) {
+            Some(text) if !text.trim().is_empty() => Some(text.to_owned()),
+            _ => {
+                self.error(format!("{path}.{key}"), format!("{key} text is missing or empty"));
+                None
+            }
+        };
+        let en = text("en");
+        let zh_cn = text("zh-CN");
+        Some(Localized { en: en?, zh_cn: zh_cn? })
+    }
+
+    fn reject_unknown_keys(&mut self, table: &Table, known: &[&str], path: &str) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let key_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                self.error(key_path, format!("unknown key \"{key}\""));
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The error contract of the HTTP API: one variant per client-caused
+//! failure, each with a fixed status and a stable code, plus `Unexpected`
+//! for everything else.
+//!
+//! Handlers return [`ApiError`] without choosing any text. The response it
+//! turns into carries the error in an extension and no body yet; the
+//! [`render_errors`] middleware, which sees the request's `Accept-Language`
+//! and request id, writes the JSON body in the caller's language and logs
+//! unexpected errors once, inside the request span. Clients never see
+//! internal error text, only a generic message and the request id.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use epro_forms::Problem;
+use serde::Serialize;
+
+use crate::language::Language;
+use crate::messages;
+use crate::state::AppState;
+
+/// A failure of one request, as the client will see it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The body is not JSON. Line and column are 1-based, from the parser.
+    InvalidJson { line: usize, column: usize },
+    /// The body nests arrays or objects deeper than the configured limit.
+    NestingTooDeep { max_depth: usize },
+    /// The envelope (everything around the answers) has missing, mistyped
+    /// or invalid fields.
+    InvalidEnvelope(Vec<FieldError>),
+    /// A read endpoint was called without a valid operator token.
+    Unauthorized,
+    /// No trial has this id.
+    UnknownTrial { trial_id: String },
+    /// The trial has no form with this id.
+    UnknownForm { trial_id: String, form_id: String },
+    /// The form exists but not in the requested version.
+    UnknownVersion { form_id: String, version: String },
+    /// No stored submission has this id.
+    SubmissionNotFound,
+    /// No route matches the path.
+    RouteNotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
+    /// A submission with this id is stored with different content.
+    Conflict { submission_id: String },
+    /// The body is larger than `http.max_body_bytes`.
+    PayloadTooLarge { max_bytes: usize },
+    /// The `Content-Type` is missing or not one the endpoint accepts.
+    UnsupportedMediaType { accepted: &'static [&'static str] },
+    /// The answers (or the completion time) failed validation. Every
+    /// finding is listed.
+    Validation(Vec<FieldError>),
+    /// The submission queue is full; the client should retry later.
+    Overloaded,
+    /// The server is shutting down and takes no new submissions.
+    ShuttingDown,
+    /// The database did not answer a health check.
+    Unavailable,
+    /// Anything the client did not cause. Logged with its cause chain; the
+    /// client sees a generic message.
+    Unexpected(anyhow::Error),
+}
+
+/// One finding about one field of a request.
+#[derive(Debug, Clone)]
+pub struct FieldError {
+    /// The item's `linkId`, or the envelope field name (`completedAt`).
+    pub item: String,
+    /// JSON Pointer (RFC 6901) of the offending value in the request body.
+    pub path: String,
+    /// What is wrong; decides the stable code and the message.
+    pub detail: Detail,
+}
+
+/// The reason behind a [`FieldError`].
+#[derive(Debug, Clone)]
+pub enum Detail {
+    /// A finding of form validation, from the form library.
+    Answer(Problem),
+    /// A problem with an envelope field.
+    Envelope(EnvelopeProblem),
+}
+
+/// What can be wrong with a field of the request envelope.
+#[derive(Debug, Clone)]
+pub enum EnvelopeProblem {
+    /// A required field is absent or null.
+    Missing,
+    /// The field has the wrong JSON type.
+    WrongType { expected: &'static str },
+    /// The envelope has a field this endpoint does not know.
+    UnknownField,
+    /// A submission id that is neither a UUID nor (for FHIR) a FHIR id.
+    InvalidSubmissionId { uuid_only: bool },
+    /// An id with characters outside `A-Z a-z 0-9 . _ -` or over 64 long.
+    InvalidId,
+    /// A date-time that does not parse as RFC 3339.
+    InvalidDateTime,
+    /// A date-time without a UTC offset.
+    MissingOffset,
+    /// An offset written without its colon (`+0530`, `+05`).
+    OffsetWithoutColon,
+    /// A completion time later than now plus the allowed clock skew.
+    InFuture { clock_skew_seconds: u64 },
+    /// `formContent` is a string, but not one holding a JSON object.
+    FormContentNotObject,
+    /// The FHIR body is not a `QuestionnaireResponse`.
+    NotQuestionnaireResponse,
+    /// A `QuestionnaireResponse` whose status is not `completed` or
+    /// `amended`.
+    UnsupportedStatus { status: String },
+    /// The trial has several forms and the seed request named none.
+    FormRequired { form_ids: Vec<String> },
+}
+
+impl FieldError {
+    /// Builds an envelope finding on a top-level field.
+    pub fn envelope(field: &str, problem: EnvelopeProblem) -> Self {
+        FieldError { item: field.to_owned(), path: format!("/{field}"), detail: Detail::Envelope(problem) }
+    }
+
+    /// Returns the stable code of this finding.
+    pub fn code(&self) -> &'static str {
+        match &self.detail {
+            Detail::Answer(problem) => problem.code(),
+            Detail::Envelope(problem) => problem.code(),
+        }
+    }
+}
+
+impl EnvelopeProblem {
+    /// Returns the stable code of this problem; part of the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnvelopeProblem::Missing => "required",
+            EnvelopeProblem::WrongType { .. } => "wrong_type",
+            EnvelopeProblem::UnknownField => "unknown_field",
+            EnvelopeProblem::InvalidSubmissionId { .. } => "invalid_submission_id",
+            EnvelopeProblem::InvalidId => "invalid_id",
+            EnvelopeProblem::InvalidDateTime => "invalid_datetime",
+            EnvelopeProblem::MissingOffset => "missing_offset",
+            EnvelopeProblem::OffsetWithoutColon => "offset_without_colon",
+            EnvelopeProblem::InFuture { .. } => "in_future",
+            EnvelopeProblem::FormContentNotObject => "form_content_not_object",
+            EnvelopeProblem::NotQuestionnaireResponse => "not_questionnaire_response",
+            EnvelopeProblem::UnsupportedStatus { .. } => "unsupported_status",
+            EnvelopeProblem::FormRequired { .. } => "form_required",
+        }
+    }
+}
+
+impl ApiError {
+    /// Returns the HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson { .. } | ApiError::NestingTooDeep { .. } | ApiError::InvalidEnvelope(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UnknownTrial { .. }
+            | ApiError::UnknownForm { .. }
+            | ApiError::UnknownVersion { .. }
+            | ApiError::SubmissionNotFound
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Returns the stable code of this error; part of the API, and the label
+    /// of the rejection metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson { .. } => "invalid_json",
+            ApiError::NestingTooDeep { .. } => "nesting_too_deep",
+            ApiError::InvalidEnvelope(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::UnknownTrial { .. } => "unknown_trial",
+            ApiError::UnknownForm { .. } => "unknown_form",
+            ApiError::UnknownVersion { .. } => "unknown_form_version",
+            ApiError::SubmissionNotFound => "submission_not_found",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { .. } => "submission_conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Overloaded => "overloaded",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Unexpected(_) => "internal_error",
+        }
+    }
+
+    /// Returns the field-level findings, empty for request-level errors.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) => errors,
+            _ => &[],
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::Unexpected(error)
+    }
+}
+
+/// Which JSON shape an error body takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{code, message, requestId, errors}`, used by the versioned API.
+    Standard,
+    /// `{status: "error", message, code, submissionId, errors}`, the reply
+    /// shape of the endpoint kept from the system epro replaces.
+    Seed,
+}
+
+/// An error on its way out, waiting in the response extensions for
+/// [`render_errors`] to write its body.
+#[derive(Clone)]
+struct PendingError {
+    error: Arc<ApiError>,
+    shape: ErrorShape,
+    submission_id: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        pending_response(self, ErrorShape::Standard, None)
+    }
+}
+
+/// An [`ApiError`] from the seed-compatible endpoint, rendered in its old
+/// reply shape.
+pub struct SeedError {
+    pub error: ApiError,
+    pub submission_id: Option<String>,
+}
+
+impl IntoResponse for SeedError {
+    fn into_response(self) -> Response {
+        pending_response(self.error, ErrorShape::Seed, self.submission_id)
+    }
+}
+
+fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<String>) -> Response {
+    let mut response = error.status().into_response();
+    if matches!(error, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable) {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response.extensions_mut().insert(PendingError { error: Arc::new(error), shape, submission_id });
+    response
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FieldErrorBody<'a> {
+    item: &'a str,
+    path: &'a str,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StandardBody<'a> {
+    code: &'static str,
+    message: String,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldErrorBody<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedBody<'a> {
+    status: &'static str,
+    code: &'static str,
+    message: String,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    submission_id: Option<&'a str>,
+    errors: Vec<FieldErrorBody<'a>>,
+}
+
+/// Renders every error response's body in the language the request asked
+/// for, and sets `Content-Language` on every response.
+///
+/// Unexpected errors are logged here, once, inside the request span, with
+/// their cause chain; the client gets only a generic message and the
+/// request id to quote.
+pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let language = Language::negotiate(request.headers(), state.settings.default_language);
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(language.tag()));
+
+    let Some(pending) = response.extensions_mut().remove::<PendingError>() else {
+        return response;
+    };
+    let error = pending.error.as_ref();
+    if let ApiError::Unexpected(cause) = error {
+        tracing::error!(error.message = %cause, error.cause_chain = ?cause, "Request failed unexpectedly");
+    }
+
+    let errors: Vec<FieldErrorBody<'_>> = error
+        .field_errors()
+        .iter()
+        .map(|field| FieldErrorBody {
+            item: &field.item,
+            path: &field.path,
+            code: field.code(),
+            message: messages::field_message(language, field),
+        })
+        .collect();
+    let message = messages::error_message(language, error);
+
+    let body = match pending.shape {
+        ErrorShape::Standard => {
+            serde_json::to_vec(&StandardBody { code: error.code(), message, request_id: &request_id, errors })
+        }
+        ErrorShape::Seed => serde_json::to_vec(&SeedBody {
+            status: "error",
+            code: error.code(),
+            message,
+            request_id: &request_id,
+            submission_id: pending.submission_id.as_deref(),
+            errors,
+        }),
+    };
+    let body = body.expect("serializing an error body of strings cannot fail");
+
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

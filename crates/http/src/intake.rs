@@ -1,0 +1,184 @@
+//! The intake pipeline shared by every submission endpoint: find the form,
+//! check the completion time, validate the answers, and hand the result to
+//! the store's group commit. Endpoints differ only in how they parse their
+//! envelope and shape their reply.
+
+use epro_forms::{Checked, PublishedForm};
+use epro_store::{NewSubmission, Receipt, StoreError, SubmitOutcome};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::envelope::{Answers, Intake};
+use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
+use crate::state::AppState;
+
+/// Whether the store wrote a new submission or matched an identical one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Created,
+    Replayed,
+}
+
+/// The receipt a client keeps as proof that its submission is stored.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptBody {
+    pub submission_id: String,
+    pub trial_id: String,
+    pub form_id: String,
+    pub form_version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+impl From<Receipt> for ReceiptBody {
+    fn from(receipt: Receipt) -> Self {
+        ReceiptBody {
+            submission_id: receipt.submission_id,
+            trial_id: receipt.trial_id,
+            form_id: receipt.form_id,
+            form_version: receipt.form_version,
+            received_at: receipt.received_at,
+        }
+    }
+}
+
+/// Which form a submission is for, as the request named it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub trial_id: &'a str,
+    /// `None` when the seed envelope named no form; allowed only for trials
+    /// with exactly one form.
+    pub form_id: Option<&'a str>,
+}
+
+/// Validates an intake against its form and stores it.
+///
+/// `pointer_base` is where the answers sit in the request body, so that
+/// every finding's path points into the body the client sent.
+///
+/// # Errors
+///
+/// 404 for an unknown trial, form or version; 422 with every finding when
+/// validation fails; 409 when the submission id is stored with other
+/// content; 503 when the store is full or shutting down.
+pub async fn accept(
+    state: &AppState,
+    target: Target<'_>,
+    intake: Intake,
+    pointer_base: &str,
+    received_at: OffsetDateTime,
+    request_id: Option<String>,
+) -> Result<(Disposition, ReceiptBody), ApiError> {
+    let published = find_form(state, target, intake.form_version.as_deref())?;
+
+    let mut errors = Vec::new();
+    let latest_allowed = received_at + time::Duration::seconds(state.settings.clock_skew_seconds as i64);
+    if intake.completed_at > latest_allowed {
+        let field = match intake.source {
+            epro_store::SourceFormat::Fhir => "authored",
+            _ => "completedAt",
+        };
+        errors.push(FieldError::envelope(
+            field,
+            EnvelopeProblem::InFuture { clock_skew_seconds: state.settings.clock_skew_seconds },
+        ));
+    }
+
+    let Checked { normalized, findings } = match &intake.answers {
+        Answers::Native(answers) => epro_forms::check_native(&published.form, answers, pointer_base),
+        Answers::Fhir(items) => epro_forms::check_fhir_items(&published.form, items, pointer_base),
+    };
+    errors.extend(findings.into_iter().map(|finding| FieldError {
+        item: finding.link_id,
+        path: finding.pointer,
+        detail: Detail::Answer(finding.problem),
+    }));
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let normalized_answers = serde_json::to_string(&normalized)
+        .map_err(|error| anyhow::anyhow!("failed to serialize normalized answers: {error}"))?;
+    let content_sha256 = content_hash(target.trial_id, published, &intake, &normalized_answers)?;
+    let submission = NewSubmission {
+        submission_id: intake.submission_id,
+        trial_id: target.trial_id.to_owned(),
+        form_id: published.id.clone(),
+        form_version: published.version.clone(),
+        actor: format!("patient:{}", intake.patient_id),
+        patient_id: intake.patient_id,
+        completed_at: intake.completed_at,
+        received_at,
+        source: intake.source,
+        raw_answers: intake.raw,
+        normalized_answers,
+        content_sha256,
+        request_id,
+    };
+
+    match state.store.submit(submission).await {
+        Ok(SubmitOutcome::Created(receipt)) => Ok((Disposition::Created, receipt.into())),
+        Ok(SubmitOutcome::Replayed(receipt)) => Ok((Disposition::Replayed, receipt.into())),
+        Ok(SubmitOutcome::Conflict(receipt)) => Err(ApiError::Conflict { submission_id: receipt.submission_id }),
+        Err(StoreError::Overloaded) => Err(ApiError::Overloaded),
+        Err(StoreError::ShuttingDown) => Err(ApiError::ShuttingDown),
+        Err(StoreError::Internal(error)) => Err(ApiError::Unexpected(error.context("failed to store submission"))),
+    }
+}
+
+fn find_form<'a>(
+    state: &'a AppState,
+    target: Target<'_>,
+    version: Option<&str>,
+) -> Result<&'a PublishedForm, ApiError> {
+    let trial = state
+        .catalog
+        .trial(target.trial_id)
+        .ok_or_else(|| ApiError::UnknownTrial { trial_id: target.trial_id.to_owned() })?;
+
+    let Some(form_id) = target.form_id else {
+        return trial.single_form().ok_or_else(|| {
+            let mut form_ids: Vec<String> = trial.forms.iter().map(|form| form.id.clone()).collect();
+            form_ids.dedup();
+            ApiError::InvalidEnvelope(vec![FieldError::envelope("formId", EnvelopeProblem::FormRequired { form_ids })])
+        });
+    };
+
+    trial.form(form_id, version).map_err(|error| match error {
+        epro_forms::LookupError::UnknownForm => {
+            ApiError::UnknownForm { trial_id: target.trial_id.to_owned(), form_id: form_id.to_owned() }
+        }
+        epro_forms::LookupError::UnknownVersion => {
+            ApiError::UnknownVersion { form_id: form_id.to_owned(), version: version.unwrap_or_default().to_owned() }
+        }
+    })
+}
+
+/// Hashes what makes two submissions "the same": trial, form, version,
+/// patient, completion instant and offset, and the normalized answers.
+/// A retry that reformats its JSON or sends a bare option code instead of a
+/// full Coding is still the same submission.
+fn content_hash(
+    trial_id: &str,
+    published: &PublishedForm,
+    intake: &Intake,
+    normalized_answers: &str,
+) -> Result<[u8; 32], ApiError> {
+    let completed_at = intake
+        .completed_at
+        .format(&Rfc3339)
+        .map_err(|error| anyhow::anyhow!("failed to format completedAt: {error}"))?;
+    let identity = (trial_id, &published.id, &published.version, &intake.patient_id, completed_at, normalized_answers);
+    let bytes = serde_json::to_vec(&identity).map_err(|error| anyhow::anyhow!("failed to encode content: {error}"))?;
+    Ok(Sha256::digest(bytes).into())
+}
+
+/// Returns the server clock truncated to milliseconds, the precision
+/// receipts carry.
+pub fn now_millis() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now)
+}

@@ -1,0 +1,378 @@
+//! The message catalogue: the text a patient app, site staff or an operator
+//! reads for every error code, in Simplified Chinese and English.
+//!
+//! Every message names the field and says how to fix it. Codes and JSON keys
+//! stay English in both languages; only the sentences change. Adding an
+//! error variant without a message here fails to compile, because every
+//! match below is exhaustive.
+
+use epro_forms::{Expected, Hint, Problem};
+
+use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
+use crate::language::Language;
+
+/// Renders the top-level message of an error response.
+pub fn error_message(language: Language, error: &ApiError) -> String {
+    use Language::{En, ZhCn};
+    match (error, language) {
+        (ApiError::InvalidJson { line, column }, En) => {
+            format!("The request body is not valid JSON (line {line}, column {column}). Fix the JSON syntax and send it again.")
+        }
+        (ApiError::InvalidJson { line, column }, ZhCn) => {
+            format!("请求正文不是有效的 JSON（第 {line} 行，第 {column} 列）。请修正 JSON 语法后重新提交。")
+        }
+        (ApiError::NestingTooDeep { max_depth }, En) => {
+            format!("The request body nests arrays or objects more than {max_depth} levels deep. Flatten the data.")
+        }
+        (ApiError::NestingTooDeep { max_depth }, ZhCn) => {
+            format!("请求正文中数组或对象的嵌套超过 {max_depth} 层。请减少嵌套层级。")
+        }
+        (ApiError::InvalidEnvelope(errors), En) => {
+            format!("The request has {} invalid field(s); see errors for each one.", errors.len())
+        }
+        (ApiError::InvalidEnvelope(errors), ZhCn) => {
+            format!("请求中有 {} 个字段无效，详见 errors 中的逐项说明。", errors.len())
+        }
+        (ApiError::Unauthorized, En) => {
+            "A valid operator token is required: send it as Authorization: Bearer <token>.".to_owned()
+        }
+        (ApiError::Unauthorized, ZhCn) => {
+            "需要有效的操作员令牌：请通过 Authorization: Bearer <令牌> 请求头发送。".to_owned()
+        }
+        (ApiError::UnknownTrial { trial_id }, En) => {
+            format!("No trial with id \"{trial_id}\" exists. Check the trial id in the URL.")
+        }
+        (ApiError::UnknownTrial { trial_id }, ZhCn) => {
+            format!("不存在 id 为“{trial_id}”的试验。请检查 URL 中的试验 id。")
+        }
+        (ApiError::UnknownForm { trial_id, form_id }, En) => {
+            format!("Trial \"{trial_id}\" has no form \"{form_id}\". Check the form id.")
+        }
+        (ApiError::UnknownForm { trial_id, form_id }, ZhCn) => {
+            format!("试验“{trial_id}”中没有表单“{form_id}”。请检查表单 id。")
+        }
+        (ApiError::UnknownVersion { form_id, version }, En) => {
+            format!("Form \"{form_id}\" has no version \"{version}\". Omit formVersion to use the current version, or update the app.")
+        }
+        (ApiError::UnknownVersion { form_id, version }, ZhCn) => {
+            format!("表单“{form_id}”没有版本“{version}”。请省略 formVersion 以使用当前版本，或更新应用。")
+        }
+        (ApiError::SubmissionNotFound, En) => "No submission with this id is stored.".to_owned(),
+        (ApiError::SubmissionNotFound, ZhCn) => "没有存储此 id 的提交记录。".to_owned(),
+        (ApiError::RouteNotFound, En) => "No endpoint has this path. Check the URL.".to_owned(),
+        (ApiError::RouteNotFound, ZhCn) => "不存在此路径的接口。请检查 URL。".to_owned(),
+        (ApiError::MethodNotAllowed, En) => "This endpoint does not accept this HTTP method.".to_owned(),
+        (ApiError::MethodNotAllowed, ZhCn) => "此接口不接受该 HTTP 方法。".to_owned(),
+        (ApiError::Conflict { submission_id }, En) => format!(
+            "A different submission with id \"{submission_id}\" is already stored; nothing was changed. Send new answers with a new submissionId."
+        ),
+        (ApiError::Conflict { submission_id }, ZhCn) => format!(
+            "已存储一条 id 为“{submission_id}”但内容不同的提交，本次未做任何更改。新的答案请使用新的 submissionId 提交。"
+        ),
+        (ApiError::PayloadTooLarge { max_bytes }, En) => {
+            format!("The request body is larger than {max_bytes} bytes. Send a smaller body.")
+        }
+        (ApiError::PayloadTooLarge { max_bytes }, ZhCn) => {
+            format!("请求正文超过 {max_bytes} 字节。请缩小后重新提交。")
+        }
+        (ApiError::UnsupportedMediaType { accepted }, En) => {
+            format!("Set Content-Type to one of: {}.", accepted.join(", "))
+        }
+        (ApiError::UnsupportedMediaType { accepted }, ZhCn) => {
+            format!("请将 Content-Type 设置为以下之一：{}。", accepted.join("、"))
+        }
+        (ApiError::Validation(errors), En) => format!(
+            "The submission was not stored: {} answer(s) need correcting; see errors for each one.",
+            errors.len()
+        ),
+        (ApiError::Validation(errors), ZhCn) => {
+            format!("提交未保存：有 {} 处答案需要修改，详见 errors 中的逐项说明。", errors.len())
+        }
+        (ApiError::Overloaded, En) => {
+            "The server is busy and did not store the submission. Retry in a moment with the same submissionId.".to_owned()
+        }
+        (ApiError::Overloaded, ZhCn) => {
+            "服务器繁忙，本次提交未保存。请稍后使用相同的 submissionId 重试。".to_owned()
+        }
+        (ApiError::ShuttingDown, En) => {
+            "The server is restarting and did not store the submission. Retry in a moment with the same submissionId.".to_owned()
+        }
+        (ApiError::ShuttingDown, ZhCn) => {
+            "服务器正在重启，本次提交未保存。请稍后使用相同的 submissionId 重试。".to_owned()
+        }
+        (ApiError::Unavailable, En) => "The database is not reachable.".to_owned(),
+        (ApiError::Unavailable, ZhCn) => "数据库无法访问。".to_owned(),
+        (ApiError::Unexpected(_), En) => {
+            "An internal error occurred and the submission may not be stored. Retry with the same submissionId; if it persists, quote the requestId to support.".to_owned()
+        }
+        (ApiError::Unexpected(_), ZhCn) => {
+            "发生内部错误，提交可能未保存。请使用相同的 submissionId 重试；如仍失败，请向技术支持提供 requestId。".to_owned()
+        }
+    }
+}
+
+/// Renders the message of one field-level finding.
+pub fn field_message(language: Language, field: &FieldError) -> String {
+    match &field.detail {
+        Detail::Answer(problem) => answer_message(language, &field.item, problem),
+        Detail::Envelope(problem) => envelope_message(language, &field.item, problem),
+    }
+}
+
+fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) -> String {
+    use Language::{En, ZhCn};
+    match (problem, language) {
+        (EnvelopeProblem::Missing, En) => format!("\"{field}\" is required. Add it to the request."),
+        (EnvelopeProblem::Missing, ZhCn) => format!("缺少必填字段“{field}”。请在请求中添加。"),
+        (EnvelopeProblem::WrongType { expected }, En) => {
+            format!("\"{field}\" must be {}.", english_json_type(expected))
+        }
+        (EnvelopeProblem::WrongType { expected }, ZhCn) => {
+            format!("“{field}”必须是{}。", chinese_json_type(expected))
+        }
+        (EnvelopeProblem::UnknownField, En) => {
+            format!("\"{field}\" is not a field of this request. Remove it or check its spelling.")
+        }
+        (EnvelopeProblem::UnknownField, ZhCn) => {
+            format!("“{field}”不是此请求的字段。请删除或检查拼写。")
+        }
+        (EnvelopeProblem::InvalidSubmissionId { uuid_only: true }, En) => {
+            format!("\"{field}\" must be a UUID generated by the app, such as 0b6f3c2e-8d4a-4f7e-9a51-2c7d9e1f4a3b.")
+        }
+        (EnvelopeProblem::InvalidSubmissionId { uuid_only: true }, ZhCn) => {
+            format!("“{field}”必须是由应用生成的 UUID，例如 0b6f3c2e-8d4a-4f7e-9a51-2c7d9e1f4a3b。")
+        }
+        (EnvelopeProblem::InvalidSubmissionId { uuid_only: false }, En) => {
+            format!("\"{field}\" must be a UUID or a FHIR id (1 to 64 letters, digits, '-' or '.').")
+        }
+        (EnvelopeProblem::InvalidSubmissionId { uuid_only: false }, ZhCn) => {
+            format!("“{field}”必须是 UUID 或 FHIR id（1 至 64 个字母、数字、“-”或“.”）。")
+        }
+        (EnvelopeProblem::InvalidId, En) => {
+            format!("\"{field}\" must be 1 to 64 characters of letters, digits, '.', '_' or '-'.")
+        }
+        (EnvelopeProblem::InvalidId, ZhCn) => {
+            format!("“{field}”必须由 1 至 64 个字母、数字、“.”、“_”或“-”组成。")
+        }
+        (EnvelopeProblem::InvalidDateTime, En) => {
+            format!("\"{field}\" is not a valid RFC 3339 date-time. Use the form 2026-12-04T20:15:00+08:00.")
+        }
+        (EnvelopeProblem::InvalidDateTime, ZhCn) => {
+            format!("“{field}”不是有效的 RFC 3339 日期时间。请使用 2026-12-04T20:15:00+08:00 这样的格式。")
+        }
+        (EnvelopeProblem::MissingOffset, En) => format!(
+            "\"{field}\" has no UTC offset, so the moment is ambiguous. Add the device's offset, for example +08:00 or Z."
+        ),
+        (EnvelopeProblem::MissingOffset, ZhCn) => {
+            format!("“{field}”缺少时区偏移，无法确定具体时刻。请加上设备的时区偏移，例如 +08:00 或 Z。")
+        }
+        (EnvelopeProblem::OffsetWithoutColon, En) => format!(
+            "The UTC offset of \"{field}\" must be written with hours and minutes separated by a colon, for example +05:30 instead of +0530 or +05."
+        ),
+        (EnvelopeProblem::OffsetWithoutColon, ZhCn) => {
+            format!("“{field}”的时区偏移必须写成“时:分”形式，例如用 +05:30 代替 +0530 或 +05。")
+        }
+        (EnvelopeProblem::InFuture { clock_skew_seconds }, En) => format!(
+            "\"{field}\" is more than {clock_skew_seconds} seconds in the future. Check the device's clock and time zone."
+        ),
+        (EnvelopeProblem::InFuture { clock_skew_seconds }, ZhCn) => {
+            format!("“{field}”比当前时间晚 {clock_skew_seconds} 秒以上。请检查设备的时钟和时区设置。")
+        }
+        (EnvelopeProblem::FormContentNotObject, En) => {
+            format!("\"{field}\" must be a string that holds a JSON object of answers, such as \"{{\\\"q1\\\": 2}}\".")
+        }
+        (EnvelopeProblem::FormContentNotObject, ZhCn) => {
+            format!("“{field}”必须是内容为 JSON 对象的字符串，例如 \"{{\\\"q1\\\": 2}}\"。")
+        }
+        (EnvelopeProblem::NotQuestionnaireResponse, En) => format!(
+            "\"{field}\" must be \"QuestionnaireResponse\": this endpoint takes FHIR R4 QuestionnaireResponse resources."
+        ),
+        (EnvelopeProblem::NotQuestionnaireResponse, ZhCn) => {
+            format!("“{field}”必须为“QuestionnaireResponse”：此接口只接收 FHIR R4 QuestionnaireResponse 资源。")
+        }
+        (EnvelopeProblem::UnsupportedStatus { status }, En) => format!(
+            "\"{field}\" is \"{status}\"; only completed or amended responses are accepted. Submit when the patient has finished."
+        ),
+        (EnvelopeProblem::UnsupportedStatus { status }, ZhCn) => {
+            format!("“{field}”为“{status}”；只接受 completed 或 amended 状态的答卷。请在患者填写完成后提交。")
+        }
+        (EnvelopeProblem::FormRequired { form_ids }, En) => {
+            format!("This trial has several forms, so \"{field}\" is required. Use one of: {}.", form_ids.join(", "))
+        }
+        (EnvelopeProblem::FormRequired { form_ids }, ZhCn) => {
+            format!("该试验包含多个表单，因此必须提供“{field}”。可选值：{}。", form_ids.join("、"))
+        }
+    }
+}
+
+fn answer_message(language: Language, item: &str, problem: &Problem) -> String {
+    use Language::{En, ZhCn};
+    match (problem, language) {
+        (Problem::Required, En) => format!("Item \"{item}\" is required. Answer it before submitting."),
+        (Problem::Required, ZhCn) => format!("第“{item}”题为必答题。请作答后再提交。"),
+        (Problem::UnknownItem, En) => format!(
+            "\"{item}\" is not an item of this form version. Remove it, or check the form version the app uses."
+        ),
+        (Problem::UnknownItem, ZhCn) => {
+            format!("“{item}”不是该表单版本中的题目。请删除，或检查应用所用的表单版本。")
+        }
+        (Problem::WrongType { expected, hint }, _) => wrong_type_message(language, item, *expected, hint.as_ref()),
+        (Problem::OutOfRange { min, max }, En) => match (min, max) {
+            (Some(min), Some(max)) => format!("The answer to \"{item}\" must be between {min} and {max}."),
+            (Some(min), None) => format!("The answer to \"{item}\" must be at least {min}."),
+            (None, Some(max)) => format!("The answer to \"{item}\" must be at most {max}."),
+            (None, None) => format!("The answer to \"{item}\" is out of range."),
+        },
+        (Problem::OutOfRange { min, max }, ZhCn) => match (min, max) {
+            (Some(min), Some(max)) => format!("第“{item}”题的答案必须在 {min} 到 {max} 之间。"),
+            (Some(min), None) => format!("第“{item}”题的答案不能小于 {min}。"),
+            (None, Some(max)) => format!("第“{item}”题的答案不能大于 {max}。"),
+            (None, None) => format!("第“{item}”题的答案超出允许范围。"),
+        },
+        (Problem::NotAnOption { allowed }, En) => {
+            format!("The answer to \"{item}\" is not one of its options. Use one of: {}.", shorten_list(allowed, ", "))
+        }
+        (Problem::NotAnOption { allowed }, ZhCn) => {
+            format!("第“{item}”题的答案不在选项中。请使用以下之一：{}。", shorten_list(allowed, "、"))
+        }
+        (Problem::TooLong { max_length, length }, En) => {
+            format!("The answer to \"{item}\" has {length} characters; at most {max_length} are allowed. Shorten it.")
+        }
+        (Problem::TooLong { max_length, length }, ZhCn) => {
+            format!("第“{item}”题的答案有 {length} 个字符，最多允许 {max_length} 个。请缩短。")
+        }
+        (Problem::PatternMismatch { pattern }, En) => {
+            format!("The answer to \"{item}\" does not have the required format (pattern {pattern}).")
+        }
+        (Problem::PatternMismatch { pattern }, ZhCn) => {
+            format!("第“{item}”题的答案格式不符合要求（格式 {pattern}）。")
+        }
+        (Problem::TooManyDecimals { max_decimal_places }, En) => {
+            format!("The answer to \"{item}\" has too many decimal places; at most {max_decimal_places} are allowed.")
+        }
+        (Problem::TooManyDecimals { max_decimal_places }, ZhCn) => {
+            format!("第“{item}”题的答案小数位过多，最多允许 {max_decimal_places} 位小数。")
+        }
+        (Problem::TooFewRepeats { min, count }, En) => {
+            format!("\"{item}\" has {count} answer(s); at least {min} are required.")
+        }
+        (Problem::TooFewRepeats { min, count }, ZhCn) => {
+            format!("“{item}”有 {count} 个答案，至少需要 {min} 个。")
+        }
+        (Problem::TooManyRepeats { max, count }, En) => {
+            format!("\"{item}\" has {count} answer(s); at most {max} are allowed.")
+        }
+        (Problem::TooManyRepeats { max, count }, ZhCn) => {
+            format!("“{item}”有 {count} 个答案，最多允许 {max} 个。")
+        }
+        (Problem::NotAnswerable, En) => {
+            format!("\"{item}\" is a display text or a group and takes no answer of its own. Remove the value.")
+        }
+        (Problem::NotAnswerable, ZhCn) => {
+            format!("“{item}”是说明文字或题组，本身不接受答案。请删除该值。")
+        }
+        (Problem::UnitNotAllowed { allowed }, En) => {
+            format!("The unit of the answer to \"{item}\" is not allowed. Use one of: {}.", shorten_list(allowed, ", "))
+        }
+        (Problem::UnitNotAllowed { allowed }, ZhCn) => {
+            format!("第“{item}”题答案的单位不被允许。请使用以下之一：{}。", shorten_list(allowed, "、"))
+        }
+    }
+}
+
+fn wrong_type_message(language: Language, item: &str, expected: Expected, hint: Option<&Hint>) -> String {
+    use Language::{En, ZhCn};
+    let base = match language {
+        En => format!("The answer to \"{item}\" must be {}.", english_expected(expected)),
+        ZhCn => format!("第“{item}”题的答案必须是{}。", chinese_expected(expected)),
+    };
+    let Some(hint) = hint else {
+        return base;
+    };
+    let fix = match (hint, language) {
+        (Hint::QuotedNumber, En) => "Send the number without quotes, for example 5 instead of \"5\".".to_owned(),
+        (Hint::QuotedNumber, ZhCn) => "请直接发送数字，不要加引号，例如用 5 而不是 \"5\"。".to_owned(),
+        (Hint::DecimalComma, En) => {
+            "Use a dot as the decimal separator, for example 72.5 instead of \"72,5\".".to_owned()
+        }
+        (Hint::DecimalComma, ZhCn) => "请使用小数点作为小数分隔符，例如用 72.5 而不是 \"72,5\"。".to_owned(),
+        (Hint::FractionalInteger, En) => "Send a whole number without a fraction.".to_owned(),
+        (Hint::FractionalInteger, ZhCn) => "请发送不带小数部分的整数。".to_owned(),
+        (Hint::DateFormat, En) => "Write the date as YYYY-MM-DD, for example 2026-12-04.".to_owned(),
+        (Hint::DateFormat, ZhCn) => "请按 YYYY-MM-DD 格式书写日期，例如 2026-12-04。".to_owned(),
+        (Hint::DateTimeFormat, En) => "Write the date-time as 2026-12-04T20:15:00+08:00.".to_owned(),
+        (Hint::DateTimeFormat, ZhCn) => "请按 2026-12-04T20:15:00+08:00 格式书写日期时间。".to_owned(),
+        (Hint::MissingOffset, En) => "Add the UTC offset, for example +08:00 or Z.".to_owned(),
+        (Hint::MissingOffset, ZhCn) => "请加上时区偏移，例如 +08:00 或 Z。".to_owned(),
+        (Hint::TimeFormat, En) => "Write the time as hh:mm:ss, for example 08:30:00.".to_owned(),
+        (Hint::TimeFormat, ZhCn) => "请按 hh:mm:ss 格式书写时间，例如 08:30:00。".to_owned(),
+        (Hint::QuantityObject, En) => "Send an object such as {\"value\": 70.5, \"unit\": \"kg\"}.".to_owned(),
+        (Hint::QuantityObject, ZhCn) => "请发送对象，例如 {\"value\": 70.5, \"unit\": \"kg\"}。".to_owned(),
+        (Hint::FhirValueType { expected, found }, En) => format!("Use {expected} instead of {found}."),
+        (Hint::FhirValueType { expected, found }, ZhCn) => format!("请使用 {expected}，而不是 {found}。"),
+    };
+    format!("{base} {fix}")
+}
+
+fn english_expected(expected: Expected) -> &'static str {
+    match expected {
+        Expected::Boolean => "true or false",
+        Expected::Integer => "a whole number",
+        Expected::Decimal => "a number",
+        Expected::String => "a text string",
+        Expected::Date => "a date (YYYY-MM-DD)",
+        Expected::DateTime => "a date-time with a UTC offset",
+        Expected::Time => "a time of day (hh:mm:ss)",
+        Expected::Option => "one of the item's option codes",
+        Expected::Quantity => "a quantity object with a value and a unit",
+        Expected::Group => "an object of the group's items (or an array of them when the group repeats)",
+        Expected::Answers => "an array of answers",
+    }
+}
+
+fn chinese_expected(expected: Expected) -> &'static str {
+    match expected {
+        Expected::Boolean => " true 或 false",
+        Expected::Integer => "整数",
+        Expected::Decimal => "数字",
+        Expected::String => "文本字符串",
+        Expected::Date => "日期（YYYY-MM-DD）",
+        Expected::DateTime => "带时区偏移的日期时间",
+        Expected::Time => "时间（hh:mm:ss）",
+        Expected::Option => "该题的选项代码之一",
+        Expected::Quantity => "包含数值和单位的数量对象",
+        Expected::Group => "由题组内各题组成的对象（题组可重复时为对象数组）",
+        Expected::Answers => "答案数组",
+    }
+}
+
+fn english_json_type(expected: &str) -> &'static str {
+    match expected {
+        "string" => "a string",
+        "object" => "a JSON object",
+        "array" => "an array",
+        "number" => "a number",
+        _ => "a value of another type",
+    }
+}
+
+fn chinese_json_type(expected: &str) -> &'static str {
+    match expected {
+        "string" => "字符串",
+        "object" => " JSON 对象",
+        "array" => "数组",
+        "number" => "数字",
+        _ => "其他类型的值",
+    }
+}
+
+/// Lists at most ten allowed values so a message stays readable.
+fn shorten_list(values: &[String], separator: &str) -> String {
+    const SHOWN: usize = 10;
+    let mut list = values.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(separator);
+    if values.len() > SHOWN {
+        list.push_str(separator);
+        list.push('…');
+    }
+    list
+}

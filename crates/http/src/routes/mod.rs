@@ -1,0 +1,5 @@
+//! One module per resource; each path mirrors its URL.
+
+pub mod collection;
+pub mod health;
+pub mod submissions;

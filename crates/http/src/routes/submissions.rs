@@ -1,0 +1,141 @@
+//! `POST /v1/trials/{trialId}/forms/{formId}/submissions` and
+//! `GET /v1/submissions/{submissionId}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::body::{self, MediaType, SUBMISSION_MEDIA_TYPES};
+use crate::envelope;
+use crate::error::ApiError;
+use crate::intake::{self, Disposition, Target};
+use crate::state::AppState;
+
+/// Query parameters of the submission endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitQuery {
+    /// Patient of a `QuestionnaireResponse` that has no `subject`.
+    patient_id: Option<String>,
+}
+
+/// Accepts one submission in the native envelope (`application/json`) or
+/// as a FHIR `QuestionnaireResponse` (`application/fhir+json`).
+///
+/// Replies 201 with a receipt when stored, 200 with the original receipt
+/// for an identical replay.
+pub async fn submit(
+    State(state): State<AppState>,
+    Path((trial_id, form_id)): Path<(String, String)>,
+    Query(query): Query<SubmitQuery>,
+    headers: HeaderMap,
+    request_body: Body,
+) -> Result<Response, ApiError> {
+    let media_type = body::media_type(&headers, SUBMISSION_MEDIA_TYPES)?;
+    let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
+    body::check_depth(&bytes, state.settings.max_json_depth)?;
+    let received_at = intake::now_millis();
+
+    let (intake, pointer_base) = match media_type {
+        MediaType::Json => (envelope::parse_native(&bytes)?, "/answers"),
+        MediaType::FhirJson => (envelope::parse_fhir(&bytes, query.patient_id.as_deref())?, "/item"),
+    };
+    tracing::Span::current().record("submission_id", intake.submission_id.as_str());
+
+    let target = Target { trial_id: &trial_id, form_id: Some(&form_id) };
+    let request_id = request_id(&headers);
+    let (disposition, receipt) = intake::accept(&state, target, intake, pointer_base, received_at, request_id).await?;
+
+    let status = match disposition {
+        Disposition::Created => StatusCode::CREATED,
+        Disposition::Replayed => StatusCode::OK,
+    };
+    Ok((status, Json(receipt)).into_response())
+}
+
+/// A stored submission as an operator reads it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredBody {
+    submission_id: String,
+    trial_id: String,
+    form_id: String,
+    form_version: String,
+    patient_id: String,
+    /// With the offset the device sent.
+    #[serde(with = "time::serde::rfc3339")]
+    completed_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    received_at: OffsetDateTime,
+    /// `native`, `fhir` or `seed`: which envelope `received` came in.
+    source: &'static str,
+    /// The answers exactly as received, byte for byte.
+    received: Box<RawValue>,
+    /// The answers as validated and normalized.
+    answers: Box<RawValue>,
+}
+
+/// Returns a stored submission to an operator holding the bearer token.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(submission_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_operator(&state, &headers)?;
+
+    let stored = state
+        .store
+        .submission(&submission_id)
+        .await
+        .map_err(|error| anyhow::Error::new(error).context("failed to read submission"))?
+        .ok_or(ApiError::SubmissionNotFound)?;
+
+    let received = RawValue::from_string(stored.raw_answers)
+        .map_err(|error| anyhow::anyhow!("stored raw answers are not JSON: {error}"))?;
+    let answers = RawValue::from_string(stored.normalized_answers)
+        .map_err(|error| anyhow::anyhow!("stored normalized answers are not JSON: {error}"))?;
+    let body = StoredBody {
+        submission_id: stored.submission_id,
+        trial_id: stored.trial_id,
+        form_id: stored.form_id,
+        form_version: stored.form_version,
+        patient_id: stored.patient_id,
+        completed_at: stored.completed_at,
+        received_at: stored.received_at,
+        source: stored.source.as_str(),
+        received,
+        answers,
+    };
+    Ok(Json(body).into_response())
+}
+
+/// Checks `Authorization: Bearer <token>` against the configured operator
+/// token in constant time (both sides are hashed first, so the comparison
+/// leaks neither content nor length).
+fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.settings.operator_token else {
+        return Err(ApiError::Unauthorized);
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+
+    let expected_digest = Sha256::digest(expected.expose_secret().as_bytes());
+    let presented_digest = Sha256::digest(presented.trim().as_bytes());
+    if bool::from(expected_digest.ct_eq(&presented_digest)) { Ok(()) } else { Err(ApiError::Unauthorized) }
+}
+
+/// Returns the request id that the request-id layer set on the request.
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get("x-request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
+}

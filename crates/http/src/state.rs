@@ -1,0 +1,56 @@
+//! The state every handler shares: the form catalogue, the store, the
+//! settings read from the configuration, and the server's lifecycle flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use epro_forms::Catalog;
+use epro_store::Store;
+use secrecy::SecretString;
+
+use crate::language::Language;
+
+/// Shared, cheaply cloned handler state.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// The HTTP layer's part of the configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// Language of messages when `Accept-Language` names neither zh-CN nor en.
+    pub default_language: Language,
+    /// Largest request body accepted, counted as the bytes arrive.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of JSON arrays and objects accepted in a body.
+    pub max_json_depth: usize,
+    /// How far in the future a `completedAt` may lie before it is rejected,
+    /// to allow for device clocks that run fast.
+    pub clock_skew_seconds: u64,
+    /// Bearer token that grants read access to stored submissions; `None`
+    /// disables the read endpoint.
+    pub operator_token: Option<SecretString>,
+}
+
+/// Whether the server is draining. Readiness turns 503 as soon as this is
+/// set, before the listener stops.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    shutting_down: AtomicBool,
+}
+
+impl Lifecycle {
+    /// Marks the server as shutting down; irreversible.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Returns whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,253 @@
+//! Values that cross the store's boundary: submissions going in, receipts, stored
+//! submissions and outbox events coming out, and the store's error type.
+//!
+//! Types that carry questionnaire answers implement `Debug` by hand and print only
+//! the answers' length, so that logging a submission with `?` does not leak them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Format in which a submission reached epro.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// Answers in epro's native JSON shape, checked against a native TOML form.
+    Native,
+    /// A FHIR R4 QuestionnaireResponse.
+    Fhir,
+    /// The seed-compatible `formContent` request of the system epro replaces.
+    Seed,
+}
+
+impl SourceFormat {
+    /// Returns the name stored in the `source` column: `native`, `fhir` or `seed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Native => "native",
+            SourceFormat::Fhir => "fhir",
+            SourceFormat::Seed => "seed",
+        }
+    }
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SourceFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "native" => Ok(SourceFormat::Native),
+            "fhir" => Ok(SourceFormat::Fhir),
+            "seed" => Ok(SourceFormat::Seed),
+            other => bail!("unknown submission source {other:?}, expected native, fhir or seed"),
+        }
+    }
+}
+
+/// A validated submission to be stored by [`Store::submit`](crate::Store::submit).
+///
+/// The caller has already checked the answers against the form. The store only adds
+/// its own integrity checks: both answer texts must be valid JSON, `actor` must not be
+/// empty, and the UTC offset of `completed_at` must be less than a day.
+#[derive(Clone)]
+pub struct NewSubmission {
+    /// Client-chosen identity, which makes a retried submission idempotent: a
+    /// UUID, or a FHIR resource id for `QuestionnaireResponse` submissions.
+    /// The caller has validated it.
+    pub submission_id: String,
+    pub trial_id: String,
+    pub form_id: String,
+    pub form_version: String,
+    pub patient_id: String,
+    /// Completion time on the device, with the device's UTC offset. The store keeps
+    /// the UTC instant and the offset in seconds in separate columns.
+    pub completed_at: OffsetDateTime,
+    /// Server time of receipt. Stored in UTC whatever its offset.
+    pub received_at: OffsetDateTime,
+    pub source: SourceFormat,
+    /// The answers exactly as received, a JSON text kept byte for byte.
+    pub raw_answers: String,
+    /// The answers in epro's normalized JSON shape.
+    pub normalized_answers: String,
+    /// SHA-256 of the submitted content. A resubmission with the same id is a replay
+    /// when this hash matches and a conflict when it does not.
+    pub content_sha256: [u8; 32],
+    /// Submitter recorded in the audit trail, for example `patient:P-001`.
+    pub actor: String,
+    /// Request id of the HTTP request that carried the submission, for the audit trail.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Debug for NewSubmission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewSubmission")
+            .field("submission_id", &self.submission_id)
+            .field("trial_id", &self.trial_id)
+            .field("form_id", &self.form_id)
+            .field("form_version", &self.form_version)
+            .field("completed_at", &self.completed_at)
+            .field("received_at", &self.received_at)
+            .field("source", &self.source)
+            .field("raw_answers", &Redacted(self.raw_answers.len()))
+            .field("normalized_answers", &Redacted(self.normalized_answers.len()))
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof that a submission is stored, returned to the patient's device.
+///
+/// Serializes with camelCase keys and `receivedAt` in RFC 3339.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub submission_id: String,
+    pub trial_id: String,
+    pub form_id: String,
+    pub form_version: String,
+    /// Server time of the first receipt, in UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// Result of [`Store::submit`](crate::Store::submit).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubmitOutcome {
+    /// The submission was new and is now committed with its outbox and audit rows.
+    Created(Receipt),
+    /// The same id was stored before with the same content hash. Nothing was written,
+    /// and the receipt is the original one.
+    Replayed(Receipt),
+    /// The same id was stored before with different content. Nothing was written, and
+    /// the receipt describes the stored submission.
+    Conflict(Receipt),
+}
+
+impl SubmitOutcome {
+    /// Returns the receipt carried by every outcome.
+    pub fn receipt(&self) -> &Receipt {
+        match self {
+            SubmitOutcome::Created(receipt) | SubmitOutcome::Replayed(receipt) | SubmitOutcome::Conflict(receipt) => {
+                receipt
+            }
+        }
+    }
+}
+
+/// Errors returned by [`Store`](crate::Store) operations.
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// The writer's queue is full. The caller should answer "try again later" (HTTP 503
+    /// with `Retry-After`) rather than wait.
+    #[error("submission queue is full")]
+    Overloaded,
+    /// [`Store::close`](crate::Store::close) has been called.
+    #[error("store is shutting down")]
+    ShuttingDown,
+    /// A database or thread failure. The text is for logs, never for patients.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A submission as stored, read back by [`Store::submission`](crate::Store::submission).
+#[derive(Clone, PartialEq)]
+pub struct StoredSubmission {
+    pub submission_id: String,
+    pub trial_id: String,
+    pub form_id: String,
+    pub form_version: String,
+    pub patient_id: String,
+    /// Completion time rebuilt with the device's original UTC offset.
+    pub completed_at: OffsetDateTime,
+    /// Server time of receipt, in UTC.
+    pub received_at: OffsetDateTime,
+    pub source: SourceFormat,
+    /// The answers exactly as received, byte for byte.
+    pub raw_answers: String,
+    pub normalized_answers: String,
+    pub content_sha256: [u8; 32],
+    pub request_id: Option<String>,
+}
+
+impl fmt::Debug for StoredSubmission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSubmission")
+            .field("submission_id", &self.submission_id)
+            .field("trial_id", &self.trial_id)
+            .field("form_id", &self.form_id)
+            .field("form_version", &self.form_version)
+            .field("completed_at", &self.completed_at)
+            .field("received_at", &self.received_at)
+            .field("source", &self.source)
+            .field("raw_answers", &Redacted(self.raw_answers.len()))
+            .field("normalized_answers", &Redacted(self.normalized_answers.len()))
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An event from the `outbox_events` table, to be published by the relay.
+///
+/// The payload never contains answers. Consumers deduplicate on `event_id`, which is
+/// generated once when the row is written and never changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEvent {
+    /// Position in the outbox. Events are relayed in increasing `seq`.
+    pub seq: i64,
+    pub event_id: Uuid,
+    /// Event name, for example `submission.accepted`.
+    pub event_type: String,
+    pub occurred_at: OffsetDateTime,
+    pub trial_id: String,
+    pub patient_id: String,
+    pub submission_id: String,
+    /// Event-specific JSON object.
+    pub payload: String,
+    /// Number of failed publish attempts so far.
+    pub attempts: u32,
+}
+
+/// An outbox event together with its delivery state, read by
+/// [`Store::outbox_event`](crate::Store::outbox_event).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEventState {
+    pub event: OutboxEvent,
+    /// When the relay marked the event delivered, or `None` while it is pending.
+    pub delivered_at: Option<OffsetDateTime>,
+    /// Error text of the most recent failed publish attempt.
+    pub last_error: Option<String>,
+}
+
+/// Counters of the writer thread since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Transactions committed. Each commit is one fsync of the write-ahead log.
+    pub batches_committed: u64,
+    /// Commands (submissions and outbox updates) answered after a successful commit.
+    pub commands_committed: u64,
+    /// New submissions committed, which excludes replays and conflicts.
+    pub submissions_created: u64,
+    /// Commands rolled back to their savepoint while their batch went on.
+    pub commands_failed: u64,
+    /// Batches whose transaction failed to begin or commit.
+    pub batches_failed: u64,
+}
+
+/// Debug stand-in for answer text: shows the length only.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
+    }
+}

@@ -1,0 +1,187 @@
+//! Read queries, run on pooled `query_only` connections.
+//!
+//! With WAL, each query reads the state as of the last commit before it started, and
+//! it neither blocks the writer nor waits for it.
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension as _, Row};
+
+use crate::columns::{parse_timestamp, parse_uuid, parse_with_offset};
+use crate::model::{OutboxEvent, OutboxEventState, StoredSubmission};
+
+/// Reads one submission by id.
+///
+/// # Errors
+///
+/// Fails on a database error or a row that this crate could not have written.
+pub(crate) fn submission(connection: &Connection, submission_id: &str) -> anyhow::Result<Option<StoredSubmission>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT submission_id, trial_id, form_id, form_version, patient_id,
+                completed_at, completed_at_offset_seconds, received_at, source,
+                raw_answers, normalized_answers, content_sha256, request_id
+         FROM submissions WHERE submission_id = ?1",
+    )?;
+    let columns = statement
+        .query_row([submission_id], |row| {
+            Ok(SubmissionColumns {
+                submission_id: row.get(0)?,
+                trial_id: row.get(1)?,
+                form_id: row.get(2)?,
+                form_version: row.get(3)?,
+                patient_id: row.get(4)?,
+                completed_at: row.get(5)?,
+                completed_at_offset_seconds: row.get(6)?,
+                received_at: row.get(7)?,
+                source: row.get(8)?,
+                raw_answers: row.get(9)?,
+                normalized_answers: row.get(10)?,
+                content_sha256: row.get(11)?,
+                request_id: row.get(12)?,
+            })
+        })
+        .optional()
+        .with_context(|| format!("failed to read submission {submission_id}"))?;
+
+    columns
+        .map(SubmissionColumns::decode)
+        .transpose()
+        .with_context(|| format!("invalid stored submission {submission_id}"))
+}
+
+/// Reads up to `limit` undelivered outbox events in `seq` order.
+///
+/// # Errors
+///
+/// Fails on a database error or a row that this crate could not have written.
+pub(crate) fn outbox_pending(connection: &Connection, limit: usize) -> anyhow::Result<Vec<OutboxEvent>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, event_id, event_type, occurred_at, trial_id, patient_id,
+                submission_id, payload, attempts
+         FROM outbox_events WHERE delivered_at IS NULL ORDER BY seq LIMIT ?1",
+    )?;
+    let rows =
+        statement.query_map([limit], OutboxColumns::from_row).context("failed to query pending outbox events")?;
+
+    let mut events = Vec::new();
+    for row in rows {
+        let columns = row.context("failed to read outbox event")?;
+        events.push(columns.decode()?);
+    }
+    Ok(events)
+}
+
+/// Reads one outbox event with its delivery state.
+///
+/// # Errors
+///
+/// Fails on a database error or a row that this crate could not have written.
+pub(crate) fn outbox_event(connection: &Connection, seq: i64) -> anyhow::Result<Option<OutboxEventState>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, event_id, event_type, occurred_at, trial_id, patient_id,
+                submission_id, payload, attempts, delivered_at, last_error
+         FROM outbox_events WHERE seq = ?1",
+    )?;
+    let columns = statement
+        .query_row([seq], |row| {
+            Ok((OutboxColumns::from_row(row)?, row.get::<_, Option<String>>(9)?, row.get::<_, Option<String>>(10)?))
+        })
+        .optional()
+        .with_context(|| format!("failed to read outbox event {seq}"))?;
+    let Some((columns, delivered_at, last_error)) = columns else {
+        return Ok(None);
+    };
+
+    Ok(Some(OutboxEventState {
+        event: columns.decode()?,
+        delivered_at: delivered_at.as_deref().map(parse_timestamp).transpose()?,
+        last_error,
+    }))
+}
+
+/// A `submissions` row as stored, before decoding.
+struct SubmissionColumns {
+    submission_id: String,
+    trial_id: String,
+    form_id: String,
+    form_version: String,
+    patient_id: String,
+    completed_at: String,
+    completed_at_offset_seconds: i32,
+    received_at: String,
+    source: String,
+    raw_answers: String,
+    normalized_answers: String,
+    content_sha256: Vec<u8>,
+    request_id: Option<String>,
+}
+
+impl SubmissionColumns {
+    fn decode(self) -> anyhow::Result<StoredSubmission> {
+        let content_sha256 =
+            <[u8; 32]>::try_from(self.content_sha256.as_slice()).context("content_sha256 is not 32 bytes")?;
+        Ok(StoredSubmission {
+            submission_id: self.submission_id,
+            trial_id: self.trial_id,
+            form_id: self.form_id,
+            form_version: self.form_version,
+            patient_id: self.patient_id,
+            completed_at: parse_with_offset(&self.completed_at, self.completed_at_offset_seconds)?,
+            received_at: parse_timestamp(&self.received_at)?,
+            source: self.source.parse()?,
+            raw_answers: self.raw_answers,
+            normalized_answers: self.normalized_answers,
+            content_sha256,
+            request_id: self.request_id,
+        })
+    }
+}
+
+/// An `outbox_events` row as stored, before decoding.
+struct OutboxColumns {
+    seq: i64,
+    event_id: String,
+    event_type: String,
+    occurred_at: String,
+    trial_id: String,
+    patient_id: String,
+    submission_id: String,
+    payload: String,
+    attempts: u32,
+}
+
+impl OutboxColumns {
+    /// Reads the first nine columns, in the order of the `SELECT` lists above.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(OutboxColumns {
+            seq: row.get(0)?,
+            event_id: row.get(1)?,
+            event_type: row.get(2)?,
+            occurred_at: row.get(3)?,
+            trial_id: row.get(4)?,
+            patient_id: row.get(5)?,
+            submission_id: row.get(6)?,
+            payload: row.get(7)?,
+            attempts: row.get(8)?,
+        })
+    }
+
+    fn decode(self) -> anyhow::Result<OutboxEvent> {
+        let seq = self.seq;
+        self.decode_fields().with_context(|| format!("invalid stored outbox event {seq}"))
+    }
+
+    fn decode_fields(self) -> anyhow::Result<OutboxEvent> {
+        Ok(OutboxEvent {
+            seq: self.seq,
+            event_id: parse_uuid(&self.event_id)?,
+            event_type: self.event_type,
+            occurred_at: parse_timestamp(&self.occurred_at)?,
+            trial_id: self.trial_id,
+            patient_id: self.patient_id,
+            submission_id: self.submission_id,
+            payload: self.payload,
+            attempts: self.attempts,
+        })
+    }
+}
