@@ -145,3 +145,37 @@ fn serve_reports_missing_config_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("/nonexistent/epro.toml"), "{}", stderr(&output));
 }
+
+#[test]
+fn serve_applies_environment_override() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hold the configured port, so the server can start only if the
+    // environment variable replaces the address.
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = config_with_trials(
+        dir.path(),
+        &[("demo", PathBuf::from(workspace("examples/trials/demo")))],
+        "[telemetry]\nlog_format = \"json\"\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("127.0.0.1:0", &occupied.local_addr().unwrap().to_string())).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_epro"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("EPRO_HTTP__LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let built = std::io::BufRead::lines(stderr)
+        .map_while(Result::ok)
+        .find(|line| line.contains("Server built"))
+        .expect("the server must start with the overridden address");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let event: serde_json::Value = serde_json::from_str(&built).unwrap();
+    let address = event["address"].as_str().unwrap();
+    assert_ne!(address, occupied.local_addr().unwrap().to_string(), "{built}");
+    assert!(address.starts_with("127.0.0.1:"), "{built}");
+}

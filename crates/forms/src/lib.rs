@@ -40,4 +40,4 @@ pub use model::{
     Item, ItemType, Language, OptionValue, Pattern, Unit,
 };
 pub use trial::{Catalog, Localized, LookupError, PublishedForm, Trial, TrialFile, TrialFormEntry, parse_trial_file};
-pub use validate::{Checked, Expected, Finding, Hint, Problem, check_fhir_items, check_native};
+pub use validate::{Alert, Checked, Expected, Finding, Hint, Problem, Score, Severity, check_fhir_items, check_native};

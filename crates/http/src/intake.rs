@@ -3,7 +3,7 @@
 //! the store's group commit. Endpoints differ only in how they parse their
 //! envelope and shape their reply.
 
-use epro_forms::{Checked, PublishedForm};
+use epro_forms::{Checked, PublishedForm, Severity};
 use epro_store::{NewSubmission, Receipt, StoreError, SubmitOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -87,11 +87,14 @@ pub async fn accept(
         ));
     }
 
-    let Checked { normalized, findings } = match &intake.answers {
+    let Checked { normalized, findings, .. } = match &intake.answers {
         Answers::Native(answers) => epro_forms::check_native(&published.form, answers, pointer_base),
         Answers::Fhir(items) => epro_forms::check_fhir_items(&published.form, items, pointer_base),
     };
-    errors.extend(findings.into_iter().map(|finding| FieldError {
+    // NOTE: findings of severity `Query` are not produced until the rule
+    // engine evaluates rules; they will be stored as data queries.
+    let rejecting = findings.into_iter().filter(|finding| finding.problem.severity() == Severity::Reject);
+    errors.extend(rejecting.map(|finding| FieldError {
         item: finding.link_id,
         path: finding.pointer,
         detail: Detail::Answer(finding.problem),

@@ -67,11 +67,8 @@ pub fn router(state: AppState) -> Router {
         })
         .on_request(())
         .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = latency.as_secs_f64() * 1000.0,
-                "Request finished"
-            );
+            let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(status = response.status().as_u16(), latency_us, "Request finished");
         })
         .on_failure(());
 

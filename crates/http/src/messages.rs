@@ -277,6 +277,20 @@ fn answer_message(language: Language, item: &str, problem: &Problem) -> String {
         (Problem::UnitNotAllowed { allowed }, ZhCn) => {
             format!("第“{item}”题答案的单位不被允许。请使用以下之一：{}。", shorten_list(allowed, "、"))
         }
+        (Problem::AnsweredWhileDisabled, En) => format!(
+            "Item \"{item}\" is not asked with the answers given (its skip logic turns it off), so it must stay empty. Remove the answer, or check the answers it depends on."
+        ),
+        (Problem::AnsweredWhileDisabled, ZhCn) => format!(
+            "根据已给出的答案，第“{item}”题不应作答（跳题逻辑已将其关闭）。请删除该答案，或检查它所依赖的题目答案。"
+        ),
+        (Problem::RuleViolated { rule, message, .. }, En) => format!("{} (rule {rule})", message.en),
+        (Problem::RuleViolated { rule, message, .. }, ZhCn) => format!("{}（规则 {rule}）", message.zh_cn),
+        (Problem::ScoreMismatch { score, computed, sent }, En) => format!(
+            "The score \"{score}\" sent by the app ({sent}) differs from the score computed from the answers ({computed}). The computed score counts; the sent value is kept for review."
+        ),
+        (Problem::ScoreMismatch { score, computed, sent }, ZhCn) => format!(
+            "应用发送的评分“{score}”（{sent}）与根据答案计算的评分（{computed}）不一致。系统采用计算所得的评分，发送的值保留以供核查。"
+        ),
     }
 }
 

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::fhir::response;
 use crate::model::Form;
+use crate::trial::Localized;
 
 /// The result of checking one submission.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +33,13 @@ pub struct Checked {
     /// `{value, unit, system, code}`. Fields without a value are left out,
     /// and so are values with findings.
     pub normalized: Value,
-    /// Every problem found. The submission is valid when this is empty.
+    /// Every problem found, each with its severity: any `Reject` finding
+    /// rejects the submission, `Query` findings are stored as data queries.
     pub findings: Vec<Finding>,
+    /// Scores computed on the server, in form order.
+    pub scores: Vec<Score>,
+    /// Alert rules that fired.
+    pub alerts: Vec<Alert>,
 }
 
 /// One problem with one place in a submission.
@@ -81,6 +87,53 @@ pub enum Problem {
     NotAnswerable,
     /// The quantity's unit is not one the item allows.
     UnitNotAllowed { allowed: Vec<String> },
+    /// An answer was sent for an item whose skip logic disables it. It is
+    /// rejected rather than dropped, so nothing is stored that the patient
+    /// was never asked.
+    AnsweredWhileDisabled,
+    /// A rule of the form (a native `rules` entry or a FHIR
+    /// `targetConstraint`) is not met. Its severity decides whether the
+    /// submission is rejected or stored with a data query.
+    RuleViolated { rule: String, severity: Severity, message: Localized },
+    /// A score the client sent differs from the score the server computed.
+    /// The submission is stored with the client's value kept as sent and a
+    /// data query raised; the computed value is the one that counts.
+    ScoreMismatch { score: String, computed: String, sent: String },
+}
+
+/// What a finding does to its submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The submission is rejected (HTTP 422) and nothing is stored.
+    Reject,
+    /// The submission is stored and a data query is raised on the item,
+    /// the way EDC systems raise discrepancy notes.
+    Query,
+}
+
+/// A score computed on the server for one submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// The computed item's linkId, or the score id declared in the trial file.
+    pub name: String,
+    /// The computed value, or `None` when the expression has no value for
+    /// these answers (for example, no item answered).
+    pub value: Option<rust_decimal::Decimal>,
+    /// The value the client sent for a computed item, kept as sent.
+    pub sent: Option<Value>,
+}
+
+/// An alert rule that fired for one submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The alert rule's id from the trial file.
+    pub rule: String,
+    /// The rule's severity label, such as `high`.
+    pub severity: String,
+    /// Text for site staff.
+    pub message: Localized,
+    /// The items (or score names) the rule looks at.
+    pub items: Vec<String>,
 }
 
 /// The kind of value an item expects.
@@ -134,7 +187,7 @@ pub fn check_native(form: &Form, answers: &Value, pointer_base: &str) -> Checked
     let mut findings = Vec::new();
     let occurrence = input::read_native(&form.items, answers, pointer_base, &mut findings);
     let normalized = walk::check_occurrence(&form.items, &occurrence, &mut findings);
-    Checked { normalized: Value::Object(normalized.answers), findings }
+    Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() }
 }
 
 /// Checks the `item` array of a FHIR QuestionnaireResponse. Pass
@@ -146,7 +199,7 @@ pub fn check_fhir_items(form: &Form, items: &Value, pointer_base: &str) -> Check
     let mut findings = Vec::new();
     let occurrence = response::read_items(&form.items, items, pointer_base, &mut findings);
     let normalized = walk::check_occurrence(&form.items, &occurrence, &mut findings);
-    Checked { normalized: Value::Object(normalized.answers), findings }
+    Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() }
 }
 
 impl Problem {
@@ -166,6 +219,19 @@ impl Problem {
             Problem::TooManyRepeats { .. } => "too_many_repeats",
             Problem::NotAnswerable => "not_answerable",
             Problem::UnitNotAllowed { .. } => "unit_not_allowed",
+            Problem::AnsweredWhileDisabled => "answered_while_disabled",
+            Problem::RuleViolated { .. } => "rule_violated",
+            Problem::ScoreMismatch { .. } => "score_mismatch",
+        }
+    }
+
+    /// Returns whether this finding rejects the submission or raises a
+    /// data query on a stored one.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Problem::RuleViolated { severity, .. } => *severity,
+            Problem::ScoreMismatch { .. } => Severity::Query,
+            _ => Severity::Reject,
         }
     }
 }
