@@ -140,13 +140,25 @@ fn read(path: &Path, problems: &mut Vec<String>) -> Option<String> {
 /// Formats a notice as `file:line:column: message (at path)`, the form
 /// editors and terminals turn into a link.
 pub fn describe(file: &Path, notice: &Notice) -> String {
-    let location = match (notice.line, notice.column) {
-        (Some(line), Some(column)) => format!("{}:{line}:{column}", file.display()),
-        _ => file.display().to_string(),
-    };
+    match (notice.line, notice.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}: {}", file.display(), message_with_path(notice)),
+        _ => format!("{}: {}", file.display(), message_with_path(notice)),
+    }
+}
+
+/// Formats a notice under a heading that already names its file:
+/// `line L, column C: message` or `message (at path)`.
+pub fn describe_in_file(notice: &Notice) -> String {
+    match (notice.line, notice.column) {
+        (Some(line), Some(column)) => format!("line {line}, column {column}: {}", message_with_path(notice)),
+        _ => message_with_path(notice),
+    }
+}
+
+fn message_with_path(notice: &Notice) -> String {
     if notice.path.is_empty() || notice.path == "$" {
-        format!("{location}: {}", notice.message)
+        notice.message.clone()
     } else {
-        format!("{location}: {} (at {})", notice.message, notice.path)
+        format!("{} (at {})", notice.message, notice.path)
     }
 }

@@ -181,7 +181,9 @@ impl Config {
 
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.resolve_paths(&base);
-        config.check().with_context(|| format!("invalid configuration in {}", path.display()))?;
+        config
+            .check()
+            .with_context(|| format!("invalid configuration (file {} with EPRO_* overrides)", path.display()))?;
         Ok(config)
     }
 

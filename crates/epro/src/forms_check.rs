@@ -7,7 +7,7 @@ use std::path::Path;
 
 use epro_forms::{FormFormat, Notice};
 
-use crate::catalog::describe;
+use crate::catalog::describe_in_file;
 
 /// Checks each file and prints its report to stdout. Returns whether every
 /// file is valid.
@@ -49,9 +49,9 @@ pub fn check_file(path: &Path) -> (bool, String) {
     let verdict = if report.is_valid() { "valid" } else { "invalid" };
     let _ = writeln!(out, "{}: {verdict}", path.display());
     write_section(&mut out, "supported", report.supported.iter().map(String::as_str));
-    write_notices(&mut out, path, "not evaluated yet", &report.not_evaluated);
-    write_notices(&mut out, path, "ignored (presentation only)", &report.ignored);
-    write_notices(&mut out, path, "errors", &report.errors);
+    write_notices(&mut out, "not evaluated yet", &report.not_evaluated);
+    write_notices(&mut out, "ignored (presentation only)", &report.ignored);
+    write_notices(&mut out, "errors", &report.errors);
     (report.is_valid(), out)
 }
 
@@ -66,12 +66,12 @@ fn write_section<'a>(out: &mut String, title: &str, lines: impl Iterator<Item = 
     }
 }
 
-fn write_notices(out: &mut String, path: &Path, title: &str, notices: &[Notice]) {
+fn write_notices(out: &mut String, title: &str, notices: &[Notice]) {
     if notices.is_empty() {
         return;
     }
     let _ = writeln!(out, "  {title} ({}):", notices.len());
     for notice in notices {
-        let _ = writeln!(out, "    - {}", describe(path, notice));
+        let _ = writeln!(out, "    - {}", describe_in_file(notice));
     }
 }

@@ -70,6 +70,10 @@ impl Application {
             "Server built"
         );
 
+        if config.auth.operator_token.is_none() {
+            tracing::info!("Reading stored submissions is disabled: auth.operator_token is not set");
+        }
+
         let state = AppState {
             catalog: Arc::new(catalog),
             store,
@@ -102,8 +106,8 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then shuts down in order:
     /// readiness turns 503, the listener stops and in-flight requests
-    /// finish, the store commits everything already queued, and the relay
-    /// stops after its current batch.
+    /// finish, the relay stops after its current batch, and the store
+    /// commits everything already queued.
     ///
     /// # Errors
     ///
@@ -139,11 +143,13 @@ impl Application {
             }
         };
 
-        store.close().await;
-        tracing::info!("Store closed: every queued submission is committed");
+        // Stop the relay before the store: it finishes its current batch and
+        // marks it delivered, so a clean stop never sends an event twice.
         relay_stop.cancel();
         let relayed = relay_task.await.context("outbox relay panicked")?;
         tracing::info!("Outbox relay stopped");
+        store.close().await;
+        tracing::info!("Store closed: every queued submission is committed");
 
         served?;
         relayed.context("outbox relay failed")

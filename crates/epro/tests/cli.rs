@@ -69,7 +69,7 @@ fn forms_check_rejects_trailing_comma_with_position() {
     let report = stdout(&output);
     assert!(report.contains("rkof__SliderExample.json: valid"), "{report}");
     assert!(report.contains("rkof__SkipLogicExample.invalid.json: invalid"), "{report}");
-    assert!(report.contains("rkof__SkipLogicExample.invalid.json:82:"), "file:line:column: {report}");
+    assert!(report.contains("line 82, column 7"), "line and column: {report}");
 }
 
 #[test]

@@ -3,11 +3,16 @@
 //! `Content-Length`, which a chunked body does not have. JSON nesting is
 //! bounded before any parser recurses into it.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::LengthLimitError;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
 
 /// The media types a submission endpoint understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +122,119 @@ pub fn check_depth(json: &[u8], max_depth: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks what `serde_json` would otherwise let through silently: a key
+/// repeated in one object (the parser keeps the last value) and numbers
+/// beyond the range of a 64-bit float (the parser refuses them only when a
+/// value is finally built). `base` is the JSON Pointer of `json` inside the
+/// request body.
+///
+/// # Errors
+///
+/// 400 with a field error for a duplicate key or an out-of-range number,
+/// `invalid_json` for a syntax error.
+pub fn check_keys_and_numbers(json: &[u8], base: &str) -> Result<(), ApiError> {
+    let tracker = Tracker { current: RefCell::new(base.to_owned()), duplicate: RefCell::new(None) };
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let seed = StrictValue { pointer: base.to_owned(), tracker: &tracker };
+    let parsed = seed.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+
+    let field_error = |pointer: String, problem: EnvelopeProblem| {
+        let item = pointer.rsplit('/').next().unwrap_or("").replace("~1", "/").replace("~0", "~");
+        ApiError::InvalidEnvelope(vec![FieldError { item, path: pointer, detail: Detail::Envelope(problem) }])
+    };
+    if let Some(pointer) = tracker.duplicate.into_inner() {
+        return Err(field_error(pointer, EnvelopeProblem::DuplicateKey));
+    }
+    match parsed {
+        Ok(()) => Ok(()),
+        Err(error) if error.to_string().starts_with("number out of range") => {
+            Err(field_error(tracker.current.into_inner(), EnvelopeProblem::NumberOutOfRange))
+        }
+        Err(error) => Err(invalid_json(&error)),
+    }
+}
+
+/// Where the walk is, and the first duplicate key it met.
+struct Tracker {
+    /// JSON Pointer of the value being read, so a parse error can be placed.
+    current: RefCell<String>,
+    duplicate: RefCell<Option<String>>,
+}
+
+/// Walks any JSON value without building it, recording the first duplicate
+/// key with its JSON Pointer.
+struct StrictValue<'a> {
+    pointer: String,
+    tracker: &'a Tracker,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let pointer = format!("{}/{index}", self.pointer);
+            self.tracker.current.replace(pointer.clone());
+            let element = StrictValue { pointer, tracker: self.tracker };
+            if sequence.next_element_seed(element)?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let pointer = format!("{}/{}", self.pointer, key.replace('~', "~0").replace('/', "~1"));
+            if !seen.insert(key) {
+                self.tracker.duplicate.replace(Some(pointer));
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            self.tracker.current.replace(pointer.clone());
+            map.next_value_seed(StrictValue { pointer, tracker: self.tracker })?;
+        }
+        Ok(())
+    }
+}
+
 /// Maps a `serde_json` syntax error to the 400 reply that points at it.
 pub fn invalid_json(error: &serde_json::Error) -> ApiError {
     ApiError::InvalidJson { line: error.line(), column: error.column() }
@@ -133,6 +251,26 @@ mod tests {
         assert!(matches!(check_depth(br#"{"a":[1,[2]]}"#, 2), Err(ApiError::NestingTooDeep { max_depth: 2 })));
         assert!(check_depth(br#"{"a":"[[[[[[\"[[[["}"#, 1).is_ok(), "brackets in strings");
         assert!(check_depth(&vec![b'['; 1_000_000], 64).is_err());
+    }
+
+    #[test]
+    fn check_keys_finds_duplicate_with_pointer() {
+        let error = check_keys_and_numbers(br#"{"answers":{"a/b":1,"q":[{"x":1,"x":2}]}}"#, "").unwrap_err();
+        let ApiError::InvalidEnvelope(errors) = error else { panic!("expected a field error") };
+        assert_eq!(errors[0].path, "/answers/q/0/x");
+        assert_eq!(errors[0].item, "x");
+        assert_eq!(errors[0].code(), "duplicate_key");
+        assert!(check_keys_and_numbers(br#"{"a":{"x":1},"b":{"x":1}}"#, "").is_ok(), "same key in two objects");
+    }
+
+    #[test]
+    fn check_keys_rejects_huge_numbers() {
+        let error = check_keys_and_numbers(br#"{"answers":{"temp":1e400}}"#, "").unwrap_err();
+        let ApiError::InvalidEnvelope(errors) = error else { panic!("expected a field error") };
+        assert_eq!(errors[0].code(), "number_out_of_range");
+        assert_eq!(errors[0].path, "/answers/temp");
+        assert!(check_keys_and_numbers(br#"{"a":1.7e308,"b":-9223372036854775808}"#, "").is_ok());
+        assert!(matches!(check_keys_and_numbers(b"{\"a\":", ""), Err(ApiError::InvalidJson { .. })));
     }
 
     #[test]

@@ -14,7 +14,10 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::body::invalid_json;
+use crate::body::{check_keys_and_numbers, invalid_json};
+
+/// Namespace of the UUID v5 ids derived for seed requests that carry no id.
+const SEED_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c1d_0e8a_3b7f_4f4e_9d2a_6e0b_8c71_a4f3);
 use crate::error::{ApiError, EnvelopeProblem, FieldError};
 
 /// A submission whose envelope parsed and whose ids are valid.
@@ -32,6 +35,8 @@ pub struct Intake {
     /// whole `QuestionnaireResponse`.
     pub raw: String,
     pub source: SourceFormat,
+    /// The `questionnaire` a FHIR response names, without its `|version`.
+    pub questionnaire: Option<String>,
 }
 
 /// The answers of an intake, in the format the form library reads.
@@ -58,6 +63,12 @@ pub struct SeedRouting {
 /// 400 errors for invalid JSON or any envelope field problem, all listed.
 pub fn parse_native(body: &[u8]) -> Result<Intake, ApiError> {
     let fields = parse_object(body)?;
+    if fields.contains_key("resourceType") {
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::envelope(
+            "resourceType",
+            EnvelopeProblem::FhirResourceAsJson,
+        )]));
+    }
     let mut errors = Vec::new();
     reject_unknown(&fields, &["submissionId", "patientId", "formVersion", "completedAt", "answers"], &mut errors);
 
@@ -100,6 +111,7 @@ pub fn parse_native(body: &[u8]) -> Result<Intake, ApiError> {
                 form_version,
                 completed_at,
                 answers: Answers::Native(answers),
+                questionnaire: None,
                 raw,
                 source: SourceFormat::Native,
             })
@@ -171,7 +183,13 @@ pub fn parse_fhir(body: &[u8], patient_query: Option<&str>) -> Result<Intake, Ap
         .and_then(|reference| reference.rsplit('/').next());
     let from_identifier =
         subject.and_then(|s| s.get("identifier")).and_then(|i| i.get("value")).and_then(Value::as_str);
-    let patient_id = match from_reference.or(from_identifier).or(patient_query) {
+    let from_subject = from_reference.or(from_identifier);
+    if let (Some(subject), Some(query)) = (from_subject, patient_query)
+        && subject != query
+    {
+        errors.push(FieldError::envelope("subject", EnvelopeProblem::PatientMismatch));
+    }
+    let patient_id = match from_subject.or(patient_query) {
         Some(id) => check_id("subject", id.to_owned(), &mut errors),
         None => {
             errors.push(FieldError::envelope("subject", EnvelopeProblem::Missing));
@@ -179,11 +197,9 @@ pub fn parse_fhir(body: &[u8], patient_query: Option<&str>) -> Result<Intake, Ap
         }
     };
 
-    let form_version = fields
-        .get("questionnaire")
-        .and_then(Value::as_str)
-        .and_then(|canonical| canonical.split_once('|'))
-        .map(|(_, version)| version.to_owned());
+    let canonical = fields.get("questionnaire").and_then(Value::as_str);
+    let form_version = canonical.and_then(|canonical| canonical.split_once('|')).map(|(_, version)| version.to_owned());
+    let questionnaire = canonical.map(|canonical| canonical.split('|').next().unwrap_or(canonical).to_owned());
 
     let items = match fields.get("item") {
         None | Some(Value::Null) => Value::Null,
@@ -201,6 +217,7 @@ pub fn parse_fhir(body: &[u8], patient_query: Option<&str>) -> Result<Intake, Ap
             form_version,
             completed_at,
             answers: Answers::Fhir(items),
+            questionnaire,
             raw: String::from_utf8_lossy(body).into_owned(),
             source: SourceFormat::Fhir,
         }),
@@ -241,18 +258,32 @@ pub fn parse_seed(
     let form_id = optional_string(&fields, "formId", &mut errors).and_then(|id| check_id("formId", id, &mut errors));
     let form_version = optional_string(&fields, "formVersion", &mut errors)
         .and_then(|version| check_id("formVersion", version, &mut errors));
-    let submission_id = match optional_string(&fields, "submissionId", &mut errors) {
+    let sent_id = match optional_string(&fields, "submissionId", &mut errors) {
         Some(id) => check_submission_id("submissionId", id, true, &mut errors),
         None => match idempotency_key {
-            Some(key) => check_submission_id("Idempotency-Key", key.to_owned(), true, &mut errors),
-            None => Some(uuid::Uuid::new_v4().to_string()),
+            Some(key) => {
+                let checked = check_submission_id("Idempotency-Key", key.to_owned(), true, &mut errors);
+                if checked.is_none()
+                    && let Some(last) = errors.last_mut()
+                {
+                    *last =
+                        FieldError::header("Idempotency-Key", EnvelopeProblem::InvalidSubmissionId { uuid_only: true });
+                }
+                checked
+            }
+            None => None,
         },
     };
+    let has_sent_id = sent_id.is_some() || fields.contains_key("submissionId") || idempotency_key.is_some();
 
     let mut completed_at = optional_string(&fields, "completedAt", &mut errors)
         .map(|text| check_completed_at("completedAt", &text, &mut errors));
 
     let content = required_string(&fields, "formContent", &mut errors).and_then(|text| {
+        if let Err(ApiError::InvalidEnvelope(found)) = check_keys_and_numbers(text.as_bytes(), "/formContent") {
+            errors.extend(found);
+            return None;
+        }
         match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(mut answers)) => {
                 let inner = answers.remove("completedAt");
@@ -267,7 +298,23 @@ pub fn parse_seed(
             }
         }
     });
+    let completion_was_sent = completed_at.is_some();
     let completed_at = completed_at.unwrap_or(Some(received_at));
+
+    // Old clients send no id. When they send the completion time, the
+    // content identifies the submission, so a retry maps to the same id;
+    // without it, a retry cannot be told from a new diary entry.
+    let submission_id = match (sent_id, &content, &trial_id, &patient_id) {
+        (Some(id), ..) => Some(id),
+        (None, Some((text, _)), Some(trial), Some(patient)) if !has_sent_id && completion_was_sent => {
+            let form = form_id.as_deref().unwrap_or("");
+            let completed = completed_at.and_then(|moment| moment.format(&Rfc3339).ok()).unwrap_or_default();
+            let name = format!("seed\u{0}{trial}\u{0}{form}\u{0}{patient}\u{0}{completed}\u{0}{text}");
+            Some(uuid::Uuid::new_v5(&SEED_NAMESPACE, name.as_bytes()).to_string())
+        }
+        (None, ..) if !has_sent_id => Some(uuid::Uuid::new_v4().to_string()),
+        (None, ..) => None,
+    };
 
     match (patient_id, trial_id, submission_id, completed_at, content) {
         (Some(patient_id), Some(trial_id), Some(submission_id), Some(completed_at), Some((raw, answers)))
@@ -280,6 +327,7 @@ pub fn parse_seed(
                 form_version,
                 completed_at,
                 answers: Answers::Native(answers),
+                questionnaire: None,
                 raw,
                 source: SourceFormat::Seed,
             };
@@ -298,6 +346,10 @@ pub fn parse_seed(
 /// [`EnvelopeProblem::OffsetWithoutColon`] for `+0530` or `+05`, and
 /// [`EnvelopeProblem::InvalidDateTime`] for anything else.
 pub fn parse_offset_date_time(text: &str) -> Result<OffsetDateTime, EnvelopeProblem> {
+    // RFC 3339 section 4.3: -00:00 means the local offset is unknown.
+    if text.ends_with("-00:00") {
+        return Err(EnvelopeProblem::MissingOffset);
+    }
     if let Ok(moment) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(moment);
     }

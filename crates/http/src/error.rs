@@ -116,12 +116,32 @@ pub enum EnvelopeProblem {
     UnsupportedStatus { status: String },
     /// The trial has several forms and the seed request named none.
     FormRequired { form_ids: Vec<String> },
+    /// A number too large for a 64-bit float (such as `1e400`).
+    NumberOutOfRange,
+    /// The same key appears twice in one JSON object, so the value is
+    /// ambiguous.
+    DuplicateKey,
+    /// A FHIR resource was sent as `application/json`.
+    FhirResourceAsJson,
+    /// The `QuestionnaireResponse` names another questionnaire than the
+    /// form it was posted to.
+    QuestionnaireMismatch { expected: String },
+    /// `subject` and the `patientId` query parameter name different patients.
+    PatientMismatch,
 }
 
 impl FieldError {
-    /// Builds an envelope finding on a top-level field.
+    /// Builds an envelope finding on a body field; a dotted name such as
+    /// `identifier.value` becomes the pointer `/identifier/value`.
     pub fn envelope(field: &str, problem: EnvelopeProblem) -> Self {
-        FieldError { item: field.to_owned(), path: format!("/{field}"), detail: Detail::Envelope(problem) }
+        let path = format!("/{}", field.replace('.', "/"));
+        FieldError { item: field.to_owned(), path, detail: Detail::Envelope(problem) }
+    }
+
+    /// Builds a finding on a request header, which has no place in the body
+    /// and so an empty `path`.
+    pub fn header(name: &str, problem: EnvelopeProblem) -> Self {
+        FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
     }
 
     /// Returns the stable code of this finding.
@@ -150,6 +170,11 @@ impl EnvelopeProblem {
             EnvelopeProblem::NotQuestionnaireResponse => "not_questionnaire_response",
             EnvelopeProblem::UnsupportedStatus { .. } => "unsupported_status",
             EnvelopeProblem::FormRequired { .. } => "form_required",
+            EnvelopeProblem::NumberOutOfRange => "number_out_of_range",
+            EnvelopeProblem::DuplicateKey => "duplicate_key",
+            EnvelopeProblem::FhirResourceAsJson => "fhir_resource_as_json",
+            EnvelopeProblem::QuestionnaireMismatch { .. } => "questionnaire_mismatch",
+            EnvelopeProblem::PatientMismatch => "patient_mismatch",
         }
     }
 }
@@ -256,9 +281,17 @@ impl IntoResponse for SeedError {
 }
 
 fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<String>) -> Response {
-    let mut response = error.status().into_response();
+    // The old clients of the seed endpoint expect 400 for failed validation.
+    let status = match (&error, shape) {
+        (ApiError::Validation(_), ErrorShape::Seed) => StatusCode::BAD_REQUEST,
+        _ => error.status(),
+    };
+    let mut response = status.into_response();
     if matches!(error, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable) {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if matches!(error, ApiError::Unauthorized) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response.extensions_mut().insert(PendingError { error: Arc::new(error), shape, submission_id });
     response
@@ -279,7 +312,6 @@ struct StandardBody<'a> {
     code: &'static str,
     message: String,
     request_id: &'a str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldErrorBody<'a>>,
 }
 

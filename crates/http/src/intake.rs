@@ -75,6 +75,14 @@ pub async fn accept(
     let published = find_form(state, target, intake.form_version.as_deref())?;
 
     let mut errors = Vec::new();
+    if let (Some(named), Some(url)) = (&intake.questionnaire, &published.form.url) {
+        let is_canonical = named.contains("://") || named.starts_with("urn:");
+        if is_canonical && named != url {
+            let problem = EnvelopeProblem::QuestionnaireMismatch { expected: url.clone() };
+            return Err(ApiError::InvalidEnvelope(vec![FieldError::envelope("questionnaire", problem)]));
+        }
+    }
+
     let latest_allowed = received_at + time::Duration::seconds(state.settings.clock_skew_seconds as i64);
     if intake.completed_at > latest_allowed {
         let field = match intake.source {

@@ -40,10 +40,10 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
             "需要有效的操作员令牌：请通过 Authorization: Bearer <令牌> 请求头发送。".to_owned()
         }
         (ApiError::UnknownTrial { trial_id }, En) => {
-            format!("No trial with id \"{trial_id}\" exists. Check the trial id in the URL.")
+            format!("No trial with id \"{trial_id}\" exists. Check the trial id.")
         }
         (ApiError::UnknownTrial { trial_id }, ZhCn) => {
-            format!("不存在 id 为“{trial_id}”的试验。请检查 URL 中的试验 id。")
+            format!("不存在 id 为“{trial_id}”的试验。请检查试验 id。")
         }
         (ApiError::UnknownForm { trial_id, form_id }, En) => {
             format!("Trial \"{trial_id}\" has no form \"{form_id}\". Check the form id.")
@@ -161,10 +161,12 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
             format!("“{field}”不是有效的 RFC 3339 日期时间。请使用 2026-12-04T20:15:00+08:00 这样的格式。")
         }
         (EnvelopeProblem::MissingOffset, En) => format!(
-            "\"{field}\" has no UTC offset, so the moment is ambiguous. Add the device's offset, for example +08:00 or Z."
+            "\"{field}\" has no known UTC offset (none, or -00:00), so the moment is ambiguous. Add the device's offset, for example +08:00 or Z."
         ),
         (EnvelopeProblem::MissingOffset, ZhCn) => {
-            format!("“{field}”缺少时区偏移，无法确定具体时刻。请加上设备的时区偏移，例如 +08:00 或 Z。")
+            format!(
+                "“{field}”缺少已知的时区偏移（未提供或为 -00:00），无法确定具体时刻。请加上设备的时区偏移，例如 +08:00 或 Z。"
+            )
         }
         (EnvelopeProblem::OffsetWithoutColon, En) => format!(
             "The UTC offset of \"{field}\" must be written with hours and minutes separated by a colon, for example +05:30 instead of +0530 or +05."
@@ -201,6 +203,36 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
         }
         (EnvelopeProblem::FormRequired { form_ids }, ZhCn) => {
             format!("该试验包含多个表单，因此必须提供“{field}”。可选值：{}。", form_ids.join("、"))
+        }
+        (EnvelopeProblem::NumberOutOfRange, En) => format!(
+            "\"{field}\" contains a number too large to store (beyond about ±1.8e308). Check the value the app sends."
+        ),
+        (EnvelopeProblem::NumberOutOfRange, ZhCn) => {
+            format!("“{field}”中有数值过大，无法存储（超过约 ±1.8e308）。请检查应用发送的数值。")
+        }
+        (EnvelopeProblem::DuplicateKey, En) => format!(
+            "The key \"{field}\" appears more than once in the same JSON object, so its value is ambiguous. Send each key once."
+        ),
+        (EnvelopeProblem::DuplicateKey, ZhCn) => {
+            format!("同一个 JSON 对象中键“{field}”出现了多次，取值不明确。每个键只能发送一次。")
+        }
+        (EnvelopeProblem::FhirResourceAsJson, En) => format!(
+            "The body looks like a FHIR resource (it has \"{field}\"). Send FHIR QuestionnaireResponse resources with Content-Type: application/fhir+json."
+        ),
+        (EnvelopeProblem::FhirResourceAsJson, ZhCn) => format!(
+            "请求正文看起来是 FHIR 资源（含有“{field}”）。发送 FHIR QuestionnaireResponse 资源时请使用 Content-Type: application/fhir+json。"
+        ),
+        (EnvelopeProblem::QuestionnaireMismatch { expected }, En) => format!(
+            "\"{field}\" names another questionnaire than this form ({expected}). Post the response to the form it was filled in on."
+        ),
+        (EnvelopeProblem::QuestionnaireMismatch { expected }, ZhCn) => {
+            format!("“{field}”指向的问卷与该表单（{expected}）不同。请把答卷提交到填写时使用的表单。")
+        }
+        (EnvelopeProblem::PatientMismatch, En) => format!(
+            "\"{field}\" and the patientId query parameter name different patients. Send one, or make them agree."
+        ),
+        (EnvelopeProblem::PatientMismatch, ZhCn) => {
+            format!("“{field}”与查询参数 patientId 指向不同的患者。请只提供其中之一，或使两者一致。")
         }
     }
 }
@@ -325,7 +357,10 @@ fn wrong_type_message(language: Language, item: &str, expected: Expected, hint: 
         (Hint::FhirValueType { expected, found }, En) => format!("Use {expected} instead of {found}."),
         (Hint::FhirValueType { expected, found }, ZhCn) => format!("请使用 {expected}，而不是 {found}。"),
     };
-    format!("{base} {fix}")
+    match language {
+        En => format!("{base} {fix}"),
+        ZhCn => format!("{base}{fix}"),
+    }
 }
 
 fn english_expected(expected: Expected) -> &'static str {

@@ -109,3 +109,26 @@ async fn fhir_rejects_other_resource_types_and_drafts() {
     assert_eq!(in_progress.status, 400);
     assert_eq!(in_progress.error_codes(), ["unsupported_status"]);
 }
+
+#[tokio::test]
+async fn fhir_rejects_response_for_other_questionnaire() {
+    let app = spawn_app().await;
+    let bytes = fixture("hl7-sdc__QuestionnaireResponse-questionnaireresponse-sdc-profile-example-PHQ9.json");
+
+    let reply = app.submit_fhir("fixtures", "numbers", "", bytes).await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_codes(), ["questionnaire_mismatch"]);
+    assert_eq!(app.count("SELECT count(*) FROM submissions"), 0);
+}
+
+#[tokio::test]
+async fn fhir_rejects_conflicting_patient_ids() {
+    let app = spawn_app().await;
+    let bytes = fixture("hl7-sdc__QuestionnaireResponse-questionnaireresponse-sdc-profile-example-PHQ9.json");
+
+    let reply = app.submit_fhir("fixtures", "sdc-phq9", "?patientId=P-0009", bytes).await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_codes(), ["patient_mismatch"]);
+}

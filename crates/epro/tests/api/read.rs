@@ -15,6 +15,16 @@ async fn get_submission_requires_operator_token() {
 
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.json()["code"], "unauthorized");
+    let lowercase = app
+        .client
+        .get(format!("{}/v1/submissions/{id}", app.address))
+        .header("authorization", format!("bearer {OPERATOR_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowercase.status().as_u16(), 200, "the scheme is case-insensitive");
+    let challenge = app.client.get(format!("{}/v1/submissions/{id}", app.address)).send().await.unwrap();
+    assert_eq!(challenge.headers().get("www-authenticate").unwrap(), "Bearer");
     assert_eq!(wrong.status, 401);
     assert_eq!(operator.status, 200);
     let stored = operator.json();
@@ -57,6 +67,24 @@ async fn unknown_route_gets_json_404() {
     assert_eq!(reply.json()["code"], "not_found");
     assert_eq!(wrong_method.status, 405);
     assert_eq!(wrong_method.json()["code"], "method_not_allowed");
+}
+
+/// A clean stop lets the relay mark what it published, so nothing that
+/// reached the sink is waiting to be sent again at the next start.
+#[tokio::test]
+async fn stop_marks_published_events_delivered() {
+    let app = spawn_app().await;
+    let submissions = (0..40).map(|_| phq9_envelope()).collect::<Vec<_>>();
+    futures::future::join_all(submissions.iter().map(|envelope| app.submit("demo", "phq9", envelope))).await;
+
+    let dir = app.stop();
+
+    let published = std::fs::read_to_string(dir.path().join("var/outbox.ndjson")).unwrap_or_default();
+    let connection = rusqlite::Connection::open(dir.path().join("var/epro.db")).unwrap();
+    let delivered: i64 = connection
+        .query_row("SELECT count(*) FROM outbox_events WHERE delivered_at IS NOT NULL", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(published.lines().count() as i64, delivered, "every published line is marked delivered");
 }
 
 #[tokio::test]

@@ -78,6 +78,7 @@ async fn seed_validation_failure_is_400_with_errors() {
     assert_eq!(reply.status, 400, "{}", reply.text);
     let body = reply.json();
     assert_eq!(body["status"], "error");
+    assert_eq!(body["code"], "validation_failed", "same code as the versioned API");
     assert_eq!(body["submissionId"], envelope["submissionId"]);
     assert!(body["message"].as_str().unwrap().contains('，'), "Chinese message: {body}");
     let errors = body["errors"].as_array().unwrap();
@@ -97,4 +98,28 @@ async fn seed_requires_form_id_for_multi_form_trial() {
     assert_eq!(reply.error_codes(), ["form_required"]);
     let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("phq9") && message.contains("gad7"), "lists the forms: {message}");
+}
+
+#[tokio::test]
+async fn seed_without_id_deduplicates_by_content() {
+    let app = spawn_app().await;
+
+    let first = app.submit_seed(&seed_envelope(), &[]).await;
+    let second = app.submit_seed(&seed_envelope(), &[]).await;
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json()["submissionId"], second.json()["submissionId"], "derived from the content");
+    assert_eq!(app.count("SELECT count(*) FROM submissions"), 1);
+}
+
+#[tokio::test]
+async fn seed_rejects_bad_idempotency_key_as_header() {
+    let app = spawn_app().await;
+
+    let reply = app.submit_seed(&seed_envelope(), &[("idempotency-key", "not a uuid")]).await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let error = &reply.json()["errors"][0];
+    assert_eq!(error["item"], "Idempotency-Key");
+    assert_eq!(error["path"], "", "a header has no place in the body");
 }

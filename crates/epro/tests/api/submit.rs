@@ -277,6 +277,7 @@ async fn submit_handles_utc_offsets() {
         ("2026-12-04T20:15:00+0530", 400, Some("offset_without_colon")),
         ("2026-12-04T20:15:00", 400, Some("missing_offset")),
         ("2026-12-04", 400, Some("invalid_datetime")),
+        ("2026-12-04T20:15:00-00:00", 400, Some("missing_offset")),
     ];
     for (completed_at, status, code) in cases {
         let mut envelope = phq9_envelope();
@@ -435,4 +436,70 @@ async fn submit_returns_unicode_byte_for_byte() {
     let expected_raw = format!(r#""received":{{"note" : "{note}", "pain":3}}"#);
     assert!(stored.text.contains(&expected_raw), "raw answers byte for byte: {}", stored.text);
     assert_eq!(stored.json()["answers"]["note"], note);
+}
+
+#[tokio::test]
+async fn submit_rejects_duplicate_keys() {
+    let app = spawn_app().await;
+    let raw = format!(
+        r#"{{"submissionId":"{}","patientId":"P-0001","completedAt":"2026-12-04T20:15:00+08:00","answers":{{"1":3,"1":7}}}}"#,
+        uuid::Uuid::new_v4()
+    );
+
+    let reply =
+        app.post("/v1/trials/demo/forms/pain-nrs/submissions", Some("application/json"), raw.into_bytes(), &[]).await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_codes(), ["duplicate_key"]);
+    assert_eq!(reply.json()["errors"][0]["path"], "/answers/1");
+    assert_eq!(app.count("SELECT count(*) FROM submissions"), 0);
+}
+
+#[tokio::test]
+async fn submit_rejects_number_out_of_range() {
+    let app = spawn_app().await;
+    let raw = format!(
+        r#"{{"submissionId":"{}","patientId":"P-0001","completedAt":"2026-12-04T20:15:00+08:00","answers":{{"904c4c88-1ae6-45cd-89e5-a35d81177909":1e400}}}}"#,
+        uuid::Uuid::new_v4()
+    );
+
+    let reply = app
+        .post("/v1/trials/fixtures/forms/numbers/submissions", Some("application/json"), raw.into_bytes(), &[])
+        .await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_codes(), ["number_out_of_range"]);
+    assert_eq!(reply.json()["errors"][0]["path"], "/answers/904c4c88-1ae6-45cd-89e5-a35d81177909");
+}
+
+#[tokio::test]
+async fn submit_points_fhir_sent_as_json_to_content_type() {
+    let app = spawn_app().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/real/hl7-sdc__QuestionnaireResponse-questionnaireresponse-sdc-profile-example-PHQ9.json"
+    );
+
+    let reply = app
+        .post(
+            "/v1/trials/fixtures/forms/sdc-phq9/submissions",
+            Some("application/json"),
+            std::fs::read(path).unwrap(),
+            &[],
+        )
+        .await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error_codes(), ["fhir_resource_as_json"]);
+}
+
+#[tokio::test]
+async fn error_bodies_always_list_errors() {
+    let app = spawn_app().await;
+
+    let not_found = app.get("/nowhere").await;
+    let conflict_free = app.submit("no-such-trial", "phq9", &phq9_envelope()).await;
+
+    assert_eq!(not_found.json()["errors"], json!([]));
+    assert_eq!(conflict_free.json()["errors"], json!([]));
 }

@@ -48,11 +48,12 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, request_b
 }
 
 async fn store(state: &AppState, headers: &HeaderMap, request_body: Body) -> Result<ReceiptBody, SeedError> {
-    let without_id = |error: ApiError| SeedError { error: seed_status(error), submission_id: None };
+    let without_id = |error: ApiError| SeedError { error, submission_id: None };
 
     body::media_type(headers, SEED_MEDIA_TYPES).map_err(without_id)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await.map_err(without_id)?;
     body::check_depth(&bytes, state.settings.max_json_depth).map_err(without_id)?;
+    body::check_keys_and_numbers(&bytes, "").map_err(without_id)?;
     let received_at = intake::now_millis();
 
     let idempotency_key = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
@@ -64,14 +65,5 @@ async fn store(state: &AppState, headers: &HeaderMap, request_body: Body) -> Res
     intake::accept(state, target, intake, "/formContent", received_at, request_id(headers))
         .await
         .map(|(_, receipt)| receipt)
-        .map_err(|error| SeedError { error: seed_status(error), submission_id: Some(submission_id) })
-}
-
-/// Turns a validation failure (422 in the versioned API) into the 400 the
-/// old clients handle; every other error keeps its status.
-fn seed_status(error: ApiError) -> ApiError {
-    match error {
-        ApiError::Validation(errors) => ApiError::InvalidEnvelope(errors),
-        other => other,
-    }
+        .map_err(|error| SeedError { error, submission_id: Some(submission_id) })
 }

@@ -42,6 +42,7 @@ pub async fn submit(
     let media_type = body::media_type(&headers, SUBMISSION_MEDIA_TYPES)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
     body::check_depth(&bytes, state.settings.max_json_depth)?;
+    body::check_keys_and_numbers(&bytes, "")?;
     let received_at = intake::now_millis();
 
     let (intake, pointer_base) = match media_type {
@@ -127,7 +128,9 @@ fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiEr
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or(ApiError::Unauthorized)?;
 
     let expected_digest = Sha256::digest(expected.expose_secret().as_bytes());
