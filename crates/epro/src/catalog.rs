@@ -105,8 +105,13 @@ fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
         };
         let outcome = epro_forms::load_form(&text, format);
         problems.extend(outcome.report.errors.iter().map(|notice| describe(&form_path, notice)));
-        if let Some(form) = outcome.form {
-            forms.push((entry, form));
+        if let Some(mut form) = outcome.form {
+            // The trial file may add scores, alerts and rule translations
+            // that the form file itself does not carry.
+            match epro_forms::trial::attach_trial_rules(&mut form, entry) {
+                Ok(()) => forms.push((entry, form)),
+                Err(notices) => problems.extend(notices.iter().map(|notice| describe(&trial_path, notice))),
+            }
         }
     }
     if problems.len() > count_before {

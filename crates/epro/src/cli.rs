@@ -32,6 +32,23 @@ pub enum Command {
         #[command(subcommand)]
         command: FormsCommand,
     },
+    /// Re-run a form's current rules over its stored submissions: record
+    /// recomputed scores beside the originals and raise new data queries.
+    /// Safe to rerun.
+    Revalidate {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Trial id.
+        #[arg(long)]
+        trial: String,
+        /// Form id.
+        #[arg(long)]
+        form: String,
+        /// Only submissions of this form version (default: every version).
+        #[arg(long)]
+        version: Option<String>,
+    },
     /// Create or upgrade the database schema, then exit. `serve` does this
     /// too at start; this command lets a deployment do it beforehand.
     Migrate {

@@ -11,6 +11,7 @@
 //! - [`catalog`]: loads trials and forms from the trials directory.
 //! - [`startup`]: builds the server, then runs it until shutdown.
 //! - [`forms_check`]: the `epro forms check` report.
+//! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
 //!
 //! The work itself lives in the library crates: `epro-forms` (form model
 //! and validation, no IO), `epro-store` (the only SQL), `epro-outbox` (the
@@ -20,5 +21,6 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod forms_check;
+pub mod revalidate;
 pub mod startup;
 pub mod telemetry;

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         }
         Command::Serve { config, listen } => serve(&config, listen),
         Command::Migrate { config } => migrate(&config),
+        Command::Revalidate { config, trial, form, version } => {
+            revalidate(&config, epro::revalidate::Scope { trial_id: trial, form_id: form, form_version: version })
+        }
     };
     match result {
         Ok(()) => ExitCode::from(exit::SUCCESS),
@@ -58,6 +61,30 @@ fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
         .await?;
         store.close().await;
         tracing::info!("Database schema is up to date");
+        Ok(())
+    })
+}
+
+fn revalidate(config_path: &std::path::Path, scope: epro::revalidate::Scope) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    epro::telemetry::init(&config.telemetry)?;
+    let catalog = epro::catalog::load(&config.trials.directory)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = epro_store::Store::open(epro_store::StoreConfig {
+            path: config.sqlite_path()?,
+            max_batch: config.database.group_commit_max_rows,
+            queue_capacity: config.database.queue_capacity,
+            read_connections: config.database.read_connections,
+        })
+        .await?;
+        let result = epro::revalidate::run(&store, &catalog, &scope).await;
+        store.close().await;
+        let summary = result?;
+        println!(
+            "revalidated {} submission(s) of {}/{}: {} new data queries, {} skipped (form version no longer published), run {}",
+            summary.submissions, scope.trial_id, scope.form_id, summary.new_queries, summary.skipped, summary.run_id
+        );
         Ok(())
     })
 }

@@ -16,7 +16,12 @@
 //! - `native`: the TOML form format (documented in `NATIVE_FORMAT.md`).
 //! - `validate`: [`check_native`] and [`check_fhir_items`], which return
 //!   every [`Finding`] and the normalized answers.
-//! - `trial`: trial files and the [`Catalog`] of published forms.
+//! - `rules`: the expression engine. It compiles FHIRPath (a documented
+//!   subset, translated) and CEL expressions when a form loads, and
+//!   computes scores, checks rules and fires alerts on each submission
+//!   (documented in `EXPRESSIONS.md`).
+//! - `trial`: trial files, their scores and alerts, and the [`Catalog`] of
+//!   published forms.
 //!
 //! # Invariants
 //!
@@ -24,20 +29,28 @@
 //!   tests exercise, and report every problem instead of the first. A
 //!   syntax error in a form file is the exception, because nothing after
 //!   it can be read.
-//! - Skip logic and expressions are kept in the model but not evaluated.
+//! - An expression that epro cannot evaluate exactly is a load error, never
+//!   evaluated approximately. Kinds of expressions outside the engine
+//!   (such as `initialExpression`) are reported as not evaluated.
 
+mod enable;
+mod enable_check;
 mod fhir;
 pub mod load;
 pub mod model;
 mod native;
 pub mod primitive;
+mod rules;
 pub mod trial;
 pub mod validate;
 
 pub use load::{FormFormat, LoadOutcome, LoadReport, Notice, load_fhir_value, load_form};
 pub use model::{
     AnswerOption, Bound, Constraints, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, Form,
-    Item, ItemType, Language, OptionValue, Pattern, Unit,
+    Item, ItemType, Language, OptionValue, Pattern, RuleDefinition, Unit,
 };
-pub use trial::{Catalog, Localized, LookupError, PublishedForm, Trial, TrialFile, TrialFormEntry, parse_trial_file};
+pub use trial::{
+    Catalog, Localized, LookupError, PublishedForm, RuleTranslation, Trial, TrialAlert, TrialFile, TrialFormEntry,
+    TrialScore, attach_trial_rules, parse_trial_file,
+};
 pub use validate::{Alert, Checked, Expected, Finding, Hint, Problem, Score, Severity, check_fhir_items, check_native};

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::model::{Form, Item, ItemType};
-use crate::{fhir, native};
+use crate::{fhir, native, rules};
 
 /// Format of a form file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +37,9 @@ pub struct LoadReport {
     /// Short lines naming the features that the validator evaluates, such
     /// as "8 required items".
     pub supported: Vec<String>,
-    /// Parts kept in the model that nothing evaluates yet: skip logic,
-    /// expressions and unknown extensions.
+    /// Parts kept in the model that nothing evaluates: expression kinds
+    /// outside the rule engine (such as `initialExpression`) and unknown
+    /// extensions.
     pub not_evaluated: Vec<Notice>,
     /// Presentation-only parts that do not change validation.
     pub ignored: Vec<Notice>,
@@ -83,10 +84,14 @@ pub fn load_fhir_value(questionnaire: &serde_json::Value) -> LoadOutcome {
     finish(form, report)
 }
 
-fn finish(form: Option<Form>, mut report: LoadReport) -> LoadOutcome {
+fn finish(mut form: Option<Form>, mut report: LoadReport) -> LoadOutcome {
     if form.is_none() && report.errors.is_empty() {
         report.error("$", "the form could not be built");
     }
+    if let Some(form) = &mut form {
+        rules::compile_form(form, &mut report);
+    }
+    crate::enable_check::check_form(form.as_ref(), &mut report);
     let form = if report.errors.is_empty() { form } else { None };
     if let Some(form) = &form {
         let mut lines = summarize(form);
@@ -213,7 +218,7 @@ pub(crate) fn check_item(item: &Item, keys: &SourceKeys, report: &mut LoadReport
     check_bounds(item, keys, report);
     check_occurrences(item, report);
     check_constraint_types(item, report);
-    report_kept_rules(item, keys, report);
+    report_kept_rules(item, report);
 }
 
 fn check_structure(item: &Item, report: &mut LoadReport) {
@@ -299,35 +304,18 @@ fn check_constraint_types(item: &Item, report: &mut LoadReport) {
     }
 }
 
-fn report_kept_rules(item: &Item, keys: &SourceKeys, report: &mut LoadReport) {
-    let path = item.source_path.as_str();
-    if !item.enable_when.is_empty() {
-        let conditions = match item.enable_when.len() {
-            1 => "1 condition".to_owned(),
-            count => format!("{count} conditions"),
-        };
-        report.not_evaluated(
-            format!("{path}.{}", keys.enable_when),
-            format!(
-                "enableWhen ({conditions}) is kept in the model but not evaluated yet; \
-                 required is not enforced on this item because it has enableWhen"
-            ),
-        );
-    }
-    if item.enable_behavior.is_some() {
-        report.not_evaluated(
-            format!("{path}.{}", keys.enable_behavior),
-            "enableBehavior is kept in the model but not evaluated yet",
-        );
-    }
-    for expression in &item.expressions {
+/// Reports the expressions of an item that the rule engine does not
+/// evaluate. `rules` reports on the others when it compiles them.
+fn report_kept_rules(item: &Item, report: &mut LoadReport) {
+    for expression in item.expressions.iter().filter(|expression| !rules::is_evaluated_kind(&expression.kind)) {
         report.not_evaluated(&expression.json_path, expression_message(expression.kind.name(), item));
     }
 }
 
-/// Reports form-level expressions, which are kept but not evaluated.
+/// Reports the form-level expressions that the rule engine does not
+/// evaluate.
 pub(crate) fn check_form_expressions(form: &Form, report: &mut LoadReport) {
-    for expression in &form.expressions {
+    for expression in form.expressions.iter().filter(|expression| !rules::is_evaluated_kind(&expression.kind)) {
         let kind = expression.kind.name();
         let unknown = if kind.contains('/') { "unknown expression extension " } else { "" };
         report.not_evaluated(
@@ -339,10 +327,6 @@ pub(crate) fn check_form_expressions(form: &Form, report: &mut LoadReport) {
 
 fn expression_message(kind: &str, item: &Item) -> String {
     let consequence = match kind {
-        "calculatedExpression" => "; a value sent by the client is stored as sent".to_owned(),
-        "enableWhenExpression" => {
-            "; required is not enforced on this item because it has enableWhenExpression".to_owned()
-        }
         "initialExpression" => "; initial values are not filled in by the server".to_owned(),
         "answerExpression" => {
             if item.options.is_empty() {
@@ -351,7 +335,6 @@ fn expression_message(kind: &str, item: &Item) -> String {
                 "; answers are checked only against the listed options".to_owned()
             }
         }
-        "targetConstraint" => "; this cross-item rule is not checked".to_owned(),
         _ => String::new(),
     };
     let unknown = if kind.contains('/') { "unknown expression extension " } else { "" };

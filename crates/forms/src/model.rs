@@ -1,17 +1,27 @@
 //! The form model that both importers compile into: a tree of items with
 //! their types, answer options and constraints.
 //!
-//! Nothing here knows JSON or TOML. Skip logic (`enableWhen`) and FHIRPath
-//! expressions are kept as data so that a later rule engine can evaluate
-//! them, but no code in this crate evaluates them.
+//! Nothing here knows JSON or TOML. Skip logic (`enableWhen`), expressions
+//! and rules are kept as data, and `rules` compiles the expressions when the
+//! form loads and keeps the compiled programs in the form.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 use rust_decimal::Decimal;
 
 use crate::primitive::{FhirDate, FhirDateTime, FhirTime};
+use crate::rules::RuleSet;
+use crate::validate::Severity;
+
+/// Media type of FHIRPath expressions, the language of FHIR forms.
+pub const FHIRPATH: &str = "text/fhirpath";
+
+/// Media type of CEL expressions, the language of native forms and trial
+/// files.
+pub const CEL: &str = "text/cel";
 
 /// A compiled form: the items a patient answers and the rules their answers
 /// must follow.
@@ -30,8 +40,16 @@ pub struct Form {
     pub items: Vec<Item>,
     /// Form-level expressions, such as `variable` extensions on the root.
     pub expressions: Vec<Expression>,
+    /// Cross-item rules: FHIR `targetConstraint`s and native `[[rules]]`.
+    pub rules: Vec<RuleDefinition>,
     /// Path of item indexes from `items` down to each linkId.
     index: HashMap<String, Vec<usize>>,
+    /// The compiled expressions, rules, scores and alerts. Empty until the
+    /// loader compiles the form, and replaced when a trial attaches its
+    /// scores and alerts.
+    pub(crate) rule_set: Arc<RuleSet>,
+    /// Skip-logic plan, built from `items` on the first validation and not rebuilt if they change.
+    pub(crate) enable_plan: std::sync::OnceLock<crate::enable::Plan>,
 }
 
 /// One question, display text or group of a form.
@@ -67,11 +85,12 @@ pub struct Item {
     /// display information only.
     pub units: Vec<Unit>,
     pub children: Vec<Item>,
-    /// Skip-logic conditions, kept but not evaluated.
+    /// Skip-logic conditions, evaluated on each submission by `validate`.
     pub enable_when: Vec<EnableWhen>,
     pub enable_behavior: Option<EnableBehavior>,
-    /// FHIRPath and other expressions attached to the item, kept but not
-    /// evaluated.
+    /// FHIRPath, CEL and other expressions attached to the item. The
+    /// loader compiles the kinds that `rules` evaluates and reports the
+    /// others as not evaluated.
     pub expressions: Vec<Expression>,
     /// Location of the item in its source file, such as
     /// `$.item[0].item[3]` or `items[2]`.
@@ -210,11 +229,13 @@ pub enum EnableBehavior {
     Any,
 }
 
-/// An expression attached to a form or item, kept for a later rule engine.
+/// An expression attached to a form or item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expression {
     pub kind: ExpressionKind,
-    /// Media type of the expression language, usually `text/fhirpath`.
+    /// Media type of the expression language: [`FHIRPATH`] in FHIR forms,
+    /// [`CEL`] for the native `calculated` and `enable_when_expression`
+    /// keys.
     pub language: Option<String>,
     pub expression: String,
     /// Variable name, or the key of a target constraint.
@@ -222,6 +243,30 @@ pub struct Expression {
     /// Description, or the human message of a target constraint.
     pub description: Option<String>,
     /// Location of the expression in its source file.
+    pub json_path: String,
+}
+
+/// A cross-item rule: a FHIR `targetConstraint` or a native `[[rules]]`
+/// entry. Its expression is true when the answers are consistent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDefinition {
+    /// Identifier of the rule, such as `min-max-check`, unique in the form.
+    pub key: String,
+    pub expression: String,
+    /// Media type of the expression language: [`FHIRPATH`] or [`CEL`].
+    pub language: String,
+    /// `Reject` (FHIR `error`) or `Query` (FHIR `warning`).
+    pub severity: Severity,
+    /// English text for site staff (FHIR `human`).
+    pub message_en: String,
+    /// Simplified Chinese text. FHIR has none, so a trial file may add one.
+    pub message_zh_cn: Option<String>,
+    /// linkIds the rule is about. A violation is reported on the first.
+    pub items: Vec<String>,
+    /// linkId of the item a FHIR `targetConstraint` is attached to, which
+    /// is the context of its FHIRPath. `None` for form-level rules.
+    pub context: Option<String>,
+    /// Location of the rule in its source file.
     pub json_path: String,
 }
 
@@ -262,7 +307,18 @@ impl Form {
     ) -> Form {
         let mut index = HashMap::new();
         build_index(&items, &mut Vec::new(), &mut index);
-        Form { url, title, title_zh_cn, declared_version, items, expressions, index }
+        Form {
+            url,
+            title,
+            title_zh_cn,
+            declared_version,
+            items,
+            expressions,
+            rules: Vec::new(),
+            index,
+            rule_set: Arc::default(),
+            enable_plan: Default::default(),
+        }
     }
 
     /// Finds an item anywhere in the form by its linkId.
@@ -274,6 +330,20 @@ impl Form {
             item = item.children.get(*position)?;
         }
         Some(item)
+    }
+
+    /// Returns the items from a top-level item down to the item with
+    /// `link_id`, which comes last.
+    pub fn item_path(&self, link_id: &str) -> Option<Vec<&Item>> {
+        let positions = self.index.get(link_id)?;
+        let (first, rest) = positions.split_first()?;
+        let mut item = self.items.get(*first)?;
+        let mut path = vec![item];
+        for position in rest {
+            item = item.children.get(*position)?;
+            path.push(item);
+        }
+        Some(path)
     }
 
     /// Returns the title in `language`, falling back to the default title.

@@ -4,18 +4,25 @@
 //! one to one onto the model, so it supports every type and constraint the
 //! FHIR importer does. Unknown keys are errors with their key path, so a
 //! misspelt constraint never disappears silently.
+//!
+//! Expressions of the native format are CEL (`calculated`,
+//! `enable_when_expression`, `[[rules]]`); the `expressions` tables keep
+//! FHIRPath, as in a FHIR form. `EXPRESSIONS.md` documents both languages.
 
 use serde_json::Value as Json;
 use toml::{Table, Value};
 
 use crate::load::{self, LinkIds, LoadReport, NATIVE_KEYS, Notice};
 use crate::model::{
-    AnswerOption, Bound, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, Form, Item,
-    ItemType, ItemTypeError, OptionValue, Pattern, Unit,
+    AnswerOption, Bound, CEL, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, FHIRPATH,
+    Form, Item, ItemType, ItemTypeError, OptionValue, Pattern, RuleDefinition, Unit,
 };
 use crate::primitive::{self, DateTimeError, FhirDate, FhirDateTime, FhirTime};
+use crate::validate::Severity;
 
-const FORM_KEYS: &[&str] = &["title", "url", "version", "items", "expressions"];
+const FORM_KEYS: &[&str] = &["title", "url", "version", "items", "expressions", "rules"];
+
+const RULE_KEYS: &[&str] = &["key", "expression", "severity", "message", "items"];
 
 const ITEM_KEYS: &[&str] = &[
     "link_id",
@@ -38,11 +45,10 @@ const ITEM_KEYS: &[&str] = &[
     "enable_when",
     "enable_behavior",
     "calculated",
+    "enable_when_expression",
     "expressions",
     "items",
 ];
-
-const FHIRPATH: &str = "text/fhirpath";
 
 /// Parses and imports a native TOML form.
 pub(crate) fn import(text: &str) -> (Option<Form>, LoadReport) {
@@ -100,9 +106,14 @@ impl Importer {
         if items.is_empty() && !table.contains_key("items") {
             self.report.error("items", "the form has no items");
         }
+        let rules = match table.get("rules") {
+            Some(value) => self.rules(value, "rules"),
+            None => Vec::new(),
+        };
         self.link_ids.check_references(&mut self.report);
 
-        let form = Form::new(url, title, title_zh_cn, declared_version, items, expressions);
+        let mut form = Form::new(url, title, title_zh_cn, declared_version, items, expressions);
+        form.rules = rules;
         load::check_form_expressions(&form, &mut self.report);
         Some(form)
     }
@@ -207,7 +218,14 @@ impl Importer {
             "answer_value_set" => item.answer_value_set = self.answer_value_set(field, path),
             "enable_when" => item.enable_when = self.enable_when(field, path),
             "enable_behavior" => item.enable_behavior = self.enable_behavior(field, path),
-            "calculated" => item.expressions.extend(self.calculated(field, path)),
+            "calculated" => {
+                let expression = self.cel_expression(ExpressionKind::CalculatedExpression, field, path);
+                item.expressions.extend(expression);
+            }
+            "enable_when_expression" => {
+                let expression = self.cel_expression(ExpressionKind::EnableWhenExpression, field, path);
+                item.expressions.extend(expression);
+            }
             "expressions" => item.expressions.extend(self.expressions(field, path)),
             _ => {}
         }
@@ -526,16 +544,103 @@ impl Importer {
         behavior
     }
 
-    fn calculated(&mut self, value: &Value, path: &str) -> Option<Expression> {
+    /// Reads a CEL expression given as a string key of an item.
+    fn cel_expression(&mut self, kind: ExpressionKind, value: &Value, path: &str) -> Option<Expression> {
         let expression = self.string(value, path)?;
         Some(Expression {
-            kind: ExpressionKind::CalculatedExpression,
-            language: Some(FHIRPATH.to_owned()),
+            kind,
+            language: Some(CEL.to_owned()),
             expression,
             name: None,
             description: None,
             json_path: path.to_owned(),
         })
+    }
+
+    fn rules(&mut self, value: &Value, path: &str) -> Vec<RuleDefinition> {
+        let Some(list) = value.as_array() else {
+            self.report.error(path, "rules must be an array of tables, written [[rules]]");
+            return Vec::new();
+        };
+        list.iter()
+            .enumerate()
+            .filter_map(|(position, entry)| self.rule(entry, &format!("{path}[{position}]")))
+            .collect()
+    }
+
+    fn rule(&mut self, value: &Value, path: &str) -> Option<RuleDefinition> {
+        let Some(table) = value.as_table() else {
+            self.report.error(path, "rule must be a table");
+            return None;
+        };
+        self.reject_unknown_keys(table, RULE_KEYS, path);
+        let mut required = |key: &str| match table.get(key) {
+            Some(value) => self.string(value, &format!("{path}.{key}")),
+            None => {
+                self.report.error(path, format!("rule has no {key}"));
+                None
+            }
+        };
+        let key = required("key");
+        let expression = required("expression");
+        let severity_code = required("severity");
+        let severity = match severity_code.as_deref() {
+            Some("reject") => Some(Severity::Reject),
+            Some("query") => Some(Severity::Query),
+            Some(other) => {
+                self.report.error(format!("{path}.severity"), format!("\"{other}\" must be reject or query"));
+                None
+            }
+            None => None,
+        };
+        let message = self.rule_message(table.get("message"), &format!("{path}.message"));
+        let items = match table.get("items") {
+            Some(items) => self.link_id_list(items, &format!("{path}.items")),
+            None => Vec::new(),
+        };
+        let (message_en, message_zh_cn) = message?;
+        Some(RuleDefinition {
+            key: key?,
+            expression: expression?,
+            language: CEL.to_owned(),
+            severity: severity?,
+            message_en,
+            message_zh_cn: Some(message_zh_cn),
+            items,
+            context: None,
+            json_path: path.to_owned(),
+        })
+    }
+
+    /// Reads a rule message, which needs both `en` and `zh-CN` because
+    /// site staff read it in either language.
+    fn rule_message(&mut self, value: Option<&Value>, path: &str) -> Option<(String, String)> {
+        let Some(table) = value.and_then(Value::as_table) else {
+            self.report.error(path, "message must be a table with en and zh-CN");
+            return None;
+        };
+        self.reject_unknown_keys(table, &["en", "zh-CN"], path);
+        let mut text = |key: &str| match table.get(key) {
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
+            _ => {
+                self.report.error(format!("{path}.{key}"), format!("{key} text is missing or empty"));
+                None
+            }
+        };
+        let en = text("en");
+        let zh_cn = text("zh-CN");
+        Some((en?, zh_cn?))
+    }
+
+    fn link_id_list(&mut self, value: &Value, path: &str) -> Vec<String> {
+        let Some(list) = value.as_array() else {
+            self.report.error(path, "items must be an array of linkIds");
+            return Vec::new();
+        };
+        list.iter()
+            .enumerate()
+            .filter_map(|(position, entry)| self.string(entry, &format!("{path}[{position}]")))
+            .collect()
     }
 
     fn expressions(&mut self, value: &Value, path: &str) -> Vec<Expression> {
@@ -575,7 +680,10 @@ impl Importer {
             Some("enableWhenExpression") => ExpressionKind::EnableWhenExpression,
             Some("initialExpression") => ExpressionKind::InitialExpression,
             Some("answerExpression") => ExpressionKind::AnswerExpression,
-            Some("targetConstraint") => ExpressionKind::TargetConstraint,
+            Some("targetConstraint") => {
+                self.report.error(format!("{path}.kind"), "write cross-item rules as [[rules]] entries");
+                return None;
+            }
             Some("candidateExpression") => ExpressionKind::CandidateExpression,
             Some("contextExpression") => ExpressionKind::ContextExpression,
             Some(other) => {

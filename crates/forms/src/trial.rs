@@ -6,6 +6,13 @@
 //! version. Reading the form files is the caller's job, because this crate
 //! does no IO: the caller loads each listed file with `load_form` and
 //! builds a [`Trial`] with [`Trial::from_file`].
+//!
+//! A form entry may add what the form file does not have.
+//! `[[forms.scores]]` are CEL expressions computed on every submission,
+//! such as the GAD-7 total. `[[forms.alerts]]` are CEL conditions that alert
+//! site staff, such as a positive PHQ-9 item 9. `[[forms.messages]]` give
+//! Simplified Chinese texts for the English-only messages of FHIR
+//! `targetConstraint`s. [`attach_trial_rules`] compiles them into the form.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +20,7 @@ use toml::{Table, Value};
 
 use crate::load::{FormFormat, Notice};
 use crate::model::Form;
-use crate::native;
+use crate::{native, rules};
 
 /// A parsed trial file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +42,47 @@ pub struct TrialFormEntry {
     pub file: String,
     /// Title shown for the form. When absent, the form file's title is used.
     pub title: Option<Localized>,
+    /// Scores computed on every submission, in file order.
+    pub scores: Vec<TrialScore>,
+    /// Alert rules evaluated on every submission, in file order.
+    pub alerts: Vec<TrialAlert>,
+    /// Simplified Chinese texts for rules of the form.
+    pub messages: Vec<RuleTranslation>,
+}
+
+/// A `[[forms.scores]]` entry: a score the form file does not compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialScore {
+    /// Name of the score in `Checked::scores` and in `score(...)`.
+    pub id: String,
+    /// CEL expression of the score, such as `ordinal_sum()`.
+    pub expression: String,
+    /// Key path of the entry, such as `forms[1].scores[0]`.
+    pub path: String,
+}
+
+/// A `[[forms.alerts]]` entry: a condition that alerts site staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialAlert {
+    pub id: String,
+    /// CEL expression; the alert fires when it is true.
+    pub when: String,
+    /// `high`, `medium` or `low`.
+    pub severity: String,
+    pub message: Localized,
+    /// Key path of the entry, such as `forms[0].alerts[1]`.
+    pub path: String,
+}
+
+/// A `[[forms.messages]]` entry: the Simplified Chinese text of a rule
+/// whose form file has English only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTranslation {
+    /// Key of the rule (a FHIR `targetConstraint` key).
+    pub rule: String,
+    pub zh_cn: String,
+    /// Key path of the entry, such as `forms[0].messages[0]`.
+    pub path: String,
 }
 
 /// Text in both languages that epro shows to patients and site staff.
@@ -84,6 +132,9 @@ pub enum LookupError {
 
 const MAX_ID_LENGTH: usize = 64;
 
+/// Severities an alert may have.
+const ALERT_SEVERITIES: &[&str] = &["high", "medium", "low"];
+
 /// Parses a trial file.
 ///
 /// # Errors
@@ -101,6 +152,21 @@ pub fn parse_trial_file(text: &str) -> Result<TrialFile, Vec<Notice>> {
         Some(file) if parser.errors.is_empty() => Ok(file),
         _ => Err(parser.errors),
     }
+}
+
+/// Compiles the scores, alerts and messages of a trial's form entry into
+/// `form`, replacing those of an earlier call. [`Trial::from_file`] calls it
+/// for every entry, and so must any other code that builds
+/// [`PublishedForm`]s from a trial file.
+///
+/// # Errors
+///
+/// Returns every problem with its key path, such as
+/// `forms[0].alerts[1].when`: an expression that does not compile or names
+/// an unknown item or score, a score id that is already a computed item,
+/// or a message for a rule the form does not have.
+pub fn attach_trial_rules(form: &mut Form, entry: &TrialFormEntry) -> Result<(), Vec<Notice>> {
+    rules::attach_trial(form, entry)
 }
 
 /// Returns true when `id` has 1 to 64 characters, each an ASCII letter, a
@@ -133,7 +199,8 @@ impl Trial {
     /// # Errors
     ///
     /// Returns a message when the number of forms does not match the
-    /// entries.
+    /// entries, or listing the problems [`attach_trial_rules`] found in an
+    /// entry's scores, alerts and messages.
     pub fn from_file(file: TrialFile, forms: Vec<Form>) -> Result<Trial, String> {
         if file.forms.len() != forms.len() {
             return Err(format!("trial {} lists {} forms but {} were loaded", file.id, file.forms.len(), forms.len()));
@@ -148,17 +215,21 @@ impl Trial {
             .into_iter()
             .zip(forms)
             .enumerate()
-            .map(|(position, (entry, form))| {
+            .map(|(position, (entry, mut form))| {
+                attach_trial_rules(&mut form, &entry).map_err(|notices| {
+                    let problems: Vec<String> = notices.iter().map(ToString::to_string).collect();
+                    format!("trial {}: {}", file.id, problems.join("; "))
+                })?;
                 let title = entry.title.unwrap_or_else(|| title_from_form(&form, &entry.id));
-                PublishedForm {
+                Ok(PublishedForm {
                     current: last_position.get(&entry.id) == Some(&position),
                     id: entry.id,
                     version: entry.version,
                     title,
                     form,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Trial { id: file.id, title: file.title, forms: published })
     }
 
@@ -309,7 +380,7 @@ impl Parser {
             self.error(path, "form entry must be a table");
             return None;
         };
-        self.reject_unknown_keys(table, &["id", "version", "file", "title"], path);
+        self.reject_unknown_keys(table, &["id", "version", "file", "title", "scores", "alerts", "messages"], path);
         let id = self.id(table, "id", &format!("{path}.id"));
         let version = self.id(table, "version", &format!("{path}.version"));
         let file = self.file(table.get("file"), &format!("{path}.file"));
@@ -317,7 +388,88 @@ impl Parser {
             Some(title) => Some(self.required_localized(Some(title), &format!("{path}.title"))?),
             None => None,
         };
-        Some(TrialFormEntry { id: id?, version: version?, file: file?, title })
+        let scores = self.entries(table, "scores", path, Parser::score);
+        let alerts = self.entries(table, "alerts", path, Parser::alert);
+        let messages = self.entries(table, "messages", path, Parser::message);
+        Some(TrialFormEntry { id: id?, version: version?, file: file?, title, scores, alerts, messages })
+    }
+
+    /// Reads the array of tables under `key` with `read`, one entry each.
+    fn entries<T>(
+        &mut self,
+        table: &Table,
+        key: &str,
+        path: &str,
+        read: fn(&mut Parser, &Table, &str) -> Option<T>,
+    ) -> Vec<T> {
+        let list_path = format!("{path}.{key}");
+        let Some(value) = table.get(key) else {
+            return Vec::new();
+        };
+        let Some(list) = value.as_array() else {
+            self.error(list_path, format!("{key} must be an array of tables, written [[forms.{key}]]"));
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        for (position, entry) in list.iter().enumerate() {
+            let entry_path = format!("{list_path}[{position}]");
+            match entry.as_table() {
+                Some(entry) => entries.extend(read(self, entry, &entry_path)),
+                None => self.error(entry_path, "entry must be a table"),
+            }
+        }
+        entries
+    }
+
+    fn score(&mut self, table: &Table, path: &str) -> Option<TrialScore> {
+        self.reject_unknown_keys(table, &["id", "expression"], path);
+        let id = self.id(table, "id", &format!("{path}.id"));
+        let expression = self.text(table, "expression", path);
+        Some(TrialScore { id: id?, expression: expression?, path: path.to_owned() })
+    }
+
+    fn alert(&mut self, table: &Table, path: &str) -> Option<TrialAlert> {
+        self.reject_unknown_keys(table, &["id", "when", "severity", "message"], path);
+        let id = self.id(table, "id", &format!("{path}.id"));
+        let when = self.text(table, "when", path);
+        let severity = self.text(table, "severity", path);
+        let severity = severity.filter(|severity| {
+            let known = ALERT_SEVERITIES.contains(&severity.as_str());
+            if !known {
+                self.error(format!("{path}.severity"), format!("\"{severity}\" is not one of high, medium, low"));
+            }
+            known
+        });
+        let message = self.required_localized(table.get("message"), &format!("{path}.message"));
+        Some(TrialAlert { id: id?, when: when?, severity: severity?, message: message?, path: path.to_owned() })
+    }
+
+    fn message(&mut self, table: &Table, path: &str) -> Option<RuleTranslation> {
+        self.reject_unknown_keys(table, &["rule", "zh-CN"], path);
+        let rule = self.text(table, "rule", path);
+        let zh_cn = self.text(table, "zh-CN", path);
+        Some(RuleTranslation { rule: rule?, zh_cn: zh_cn?, path: path.to_owned() })
+    }
+
+    /// Reads a required, non-empty string under `key` of the table at
+    /// `path`.
+    fn text(&mut self, table: &Table, key: &str, path: &str) -> Option<String> {
+        let key_path = format!("{path}.{key}");
+        match table.get(key) {
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
+            Some(Value::String(_)) => {
+                self.error(key_path, format!("{key} is empty"));
+                None
+            }
+            Some(_) => {
+                self.error(key_path, format!("{key} must be a string"));
+                None
+            }
+            None => {
+                self.error(path, format!("{key} is missing"));
+                None
+            }
+        }
     }
 
     fn id(&mut self, table: &Table, key: &str, path: &str) -> Option<String> {

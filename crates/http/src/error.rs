@@ -42,6 +42,10 @@ pub enum ApiError {
     UnknownVersion { form_id: String, version: String },
     /// No stored submission has this id.
     SubmissionNotFound,
+    /// No data query has this id.
+    QueryNotFound,
+    /// The query already has the requested status.
+    QueryUnchanged { status: &'static str },
     /// No route matches the path.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -116,6 +120,10 @@ pub enum EnvelopeProblem {
     UnsupportedStatus { status: String },
     /// The trial has several forms and the seed request named none.
     FormRequired { form_ids: Vec<String> },
+    /// A query status other than `open`, `answered` or `closed`.
+    InvalidQueryStatus,
+    /// Query parameters of a list request that do not parse.
+    InvalidQueryParameters,
     /// A number too large for a 64-bit float (such as `1e400`).
     NumberOutOfRange,
     /// The same key appears twice in one JSON object, so the value is
@@ -144,6 +152,15 @@ impl FieldError {
         FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
     }
 
+    /// Builds a finding on the URL's query string.
+    pub fn query_parameter() -> Self {
+        FieldError {
+            item: "query".to_owned(),
+            path: String::new(),
+            detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters),
+        }
+    }
+
     /// Returns the stable code of this finding.
     pub fn code(&self) -> &'static str {
         match &self.detail {
@@ -170,6 +187,8 @@ impl EnvelopeProblem {
             EnvelopeProblem::NotQuestionnaireResponse => "not_questionnaire_response",
             EnvelopeProblem::UnsupportedStatus { .. } => "unsupported_status",
             EnvelopeProblem::FormRequired { .. } => "form_required",
+            EnvelopeProblem::InvalidQueryStatus => "invalid_query_status",
+            EnvelopeProblem::InvalidQueryParameters => "invalid_query_parameters",
             EnvelopeProblem::NumberOutOfRange => "number_out_of_range",
             EnvelopeProblem::DuplicateKey => "duplicate_key",
             EnvelopeProblem::FhirResourceAsJson => "fhir_resource_as_json",
@@ -191,9 +210,10 @@ impl ApiError {
             | ApiError::UnknownForm { .. }
             | ApiError::UnknownVersion { .. }
             | ApiError::SubmissionNotFound
+            | ApiError::QueryNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -214,6 +234,8 @@ impl ApiError {
             ApiError::UnknownForm { .. } => "unknown_form",
             ApiError::UnknownVersion { .. } => "unknown_form_version",
             ApiError::SubmissionNotFound => "submission_not_found",
+            ApiError::QueryNotFound => "query_not_found",
+            ApiError::QueryUnchanged { .. } => "query_status_unchanged",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "submission_conflict",

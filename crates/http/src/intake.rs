@@ -3,8 +3,8 @@
 //! the store's group commit. Endpoints differ only in how they parse their
 //! envelope and shape their reply.
 
-use epro_forms::{Checked, PublishedForm, Severity};
-use epro_store::{NewSubmission, Receipt, StoreError, SubmitOutcome};
+use epro_forms::{Checked, PublishedForm, Score, Severity};
+use epro_store::{NewAlert, NewQuery, NewSubmission, QueryRef, Receipt, SourceFormat, StoreError, SubmitOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -12,6 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::envelope::{Answers, Intake};
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
+use crate::query_params;
 use crate::state::AppState;
 
 /// Whether the store wrote a new submission or matched an identical one.
@@ -31,6 +32,20 @@ pub struct ReceiptBody {
     pub form_version: String,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// `accepted`, or `accepted_with_queries` when data queries were raised.
+    pub status: &'static str,
+    /// The data queries raised on this submission at intake.
+    pub queries: Vec<QueryRefBody>,
+}
+
+/// A data query named in a receipt.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryRefBody {
+    pub query_id: String,
+    pub item: String,
+    pub code: String,
+    pub rule: String,
 }
 
 impl From<Receipt> for ReceiptBody {
@@ -41,7 +56,15 @@ impl From<Receipt> for ReceiptBody {
             form_id: receipt.form_id,
             form_version: receipt.form_version,
             received_at: receipt.received_at,
+            status: receipt.status.as_str(),
+            queries: receipt.queries.into_iter().map(QueryRefBody::from).collect(),
         }
+    }
+}
+
+impl From<QueryRef> for QueryRefBody {
+    fn from(query: QueryRef) -> Self {
+        QueryRefBody { query_id: query.query_id, item: query.item, code: query.code, rule: query.rule }
     }
 }
 
@@ -95,14 +118,13 @@ pub async fn accept(
         ));
     }
 
-    let Checked { normalized, findings, .. } = match &intake.answers {
+    let Checked { normalized, findings, scores, alerts } = match &intake.answers {
         Answers::Native(answers) => epro_forms::check_native(&published.form, answers, pointer_base),
         Answers::Fhir(items) => epro_forms::check_fhir_items(&published.form, items, pointer_base),
     };
-    // NOTE: findings of severity `Query` are not produced until the rule
-    // engine evaluates rules; they will be stored as data queries.
-    let rejecting = findings.into_iter().filter(|finding| finding.problem.severity() == Severity::Reject);
-    errors.extend(rejecting.map(|finding| FieldError {
+    let (rejecting, querying): (Vec<_>, Vec<_>) =
+        findings.into_iter().partition(|finding| finding.problem.severity() == Severity::Reject);
+    errors.extend(rejecting.into_iter().map(|finding| FieldError {
         item: finding.link_id,
         path: finding.pointer,
         detail: Detail::Answer(finding.problem),
@@ -110,6 +132,12 @@ pub async fn accept(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+
+    let queries = new_queries(querying);
+    let alerts = alerts
+        .into_iter()
+        .map(|alert| NewAlert { rule: alert.rule, severity: alert.severity, items: alert.items })
+        .collect();
 
     let normalized_answers = serde_json::to_string(&normalized)
         .map_err(|error| anyhow::anyhow!("failed to serialize normalized answers: {error}"))?;
@@ -128,6 +156,9 @@ pub async fn accept(
         normalized_answers,
         content_sha256,
         request_id,
+        scores: scores_json(&scores),
+        queries,
+        alerts,
     };
 
     match state.store.submit(submission).await {
@@ -138,6 +169,70 @@ pub async fn accept(
         Err(StoreError::ShuttingDown) => Err(ApiError::ShuttingDown),
         Err(StoreError::Internal(error)) => Err(ApiError::Unexpected(error.context("failed to store submission"))),
     }
+}
+
+/// Turns findings into data queries to store, each with its code, rule and
+/// message parameters.
+pub fn new_queries(findings: impl IntoIterator<Item = epro_forms::Finding>) -> Vec<NewQuery> {
+    findings
+        .into_iter()
+        .map(|finding| NewQuery {
+            rule: query_rule(&finding.problem),
+            code: finding.problem.code().to_owned(),
+            params: query_params::encode(&finding.problem).to_string(),
+            item: finding.link_id,
+        })
+        .collect()
+}
+
+/// Validates a stored submission again, from its raw answers as received,
+/// with the form's current rules. Used by revalidation.
+///
+/// # Errors
+///
+/// Fails when the stored raw answers are not the JSON their source format
+/// implies, which the store's checks make impossible for rows it wrote.
+pub fn recheck(form: &epro_forms::Form, source: SourceFormat, raw: &str) -> anyhow::Result<Checked> {
+    let value: serde_json::Value = serde_json::from_str(raw)?;
+    Ok(match source {
+        SourceFormat::Native => epro_forms::check_native(form, &value, "/answers"),
+        SourceFormat::Seed => {
+            let mut answers = value;
+            if let Some(object) = answers.as_object_mut() {
+                object.remove("completedAt");
+            }
+            epro_forms::check_native(form, &answers, "/formContent")
+        }
+        SourceFormat::Fhir => {
+            let items = value.get("item").cloned().unwrap_or(serde_json::Value::Null);
+            epro_forms::check_fhir_items(form, &items, "/item")
+        }
+    })
+}
+
+/// Returns the rule key or score name a query-raising finding is about.
+fn query_rule(problem: &epro_forms::Problem) -> String {
+    match problem {
+        epro_forms::Problem::RuleViolated { rule, .. } => rule.clone(),
+        epro_forms::Problem::ScoreMismatch { score, .. } => score.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Encodes computed scores for storage: `[{name, value, sent}]`, the value
+/// as a decimal string (exact, locale-free) or null when not computable.
+pub fn scores_json(scores: &[Score]) -> String {
+    let scores: Vec<serde_json::Value> = scores
+        .iter()
+        .map(|score| {
+            serde_json::json!({
+                "name": score.name,
+                "value": score.value.map(|value| value.normalize().to_string()),
+                "sent": score.sent,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(scores).to_string()
 }
 
 fn find_form<'a>(

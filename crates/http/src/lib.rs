@@ -28,6 +28,7 @@ mod body;
 mod envelope;
 mod intake;
 mod messages;
+mod query_params;
 mod routes;
 
 use std::time::Duration;
@@ -43,6 +44,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 pub use crate::error::ApiError;
+pub use crate::intake::{new_queries, recheck, scores_json};
 pub use crate::language::Language;
 pub use crate::state::{AppState, Lifecycle, Settings};
 
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/trials/{trial_id}/forms/{form_id}/submissions", post(routes::submissions::submit))
         .route("/v1/submissions/{submission_id}", get(routes::submissions::get))
+        .route("/v1/trials/{trial_id}/queries", get(routes::queries::list))
+        .route("/v1/queries/{query_id}/status", post(routes::queries::change_status))
         .route("/api/collection/submit", post(routes::collection::submit))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -59,6 +59,14 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         }
         (ApiError::SubmissionNotFound, En) => "No submission with this id is stored.".to_owned(),
         (ApiError::SubmissionNotFound, ZhCn) => "没有存储此 id 的提交记录。".to_owned(),
+        (ApiError::QueryNotFound, En) => "No data query has this id.".to_owned(),
+        (ApiError::QueryNotFound, ZhCn) => "不存在此 id 的数据质疑。".to_owned(),
+        (ApiError::QueryUnchanged { status }, En) => {
+            format!("The query is already {status}; nothing was changed.")
+        }
+        (ApiError::QueryUnchanged { status }, ZhCn) => {
+            format!("该质疑已处于 {status} 状态，未做任何更改。")
+        }
         (ApiError::RouteNotFound, En) => "No endpoint has this path. Check the URL.".to_owned(),
         (ApiError::RouteNotFound, ZhCn) => "不存在此路径的接口。请检查 URL。".to_owned(),
         (ApiError::MethodNotAllowed, En) => "This endpoint does not accept this HTTP method.".to_owned(),
@@ -111,6 +119,18 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
     }
 }
 
+/// Renders the text of a stored data query from its code and parameters.
+pub fn query_message(language: Language, item: &str, code: &str, params: &str) -> String {
+    let params = serde_json::from_str(params).unwrap_or(serde_json::Value::Null);
+    match crate::query_params::decode(code, &params) {
+        Some(problem) => answer_message(language, item, &problem),
+        None => match language {
+            Language::En => format!("Data query \"{code}\" on item \"{item}\"."),
+            Language::ZhCn => format!("第“{item}”题的数据质疑“{code}”。"),
+        },
+    }
+}
+
 /// Renders the message of one field-level finding.
 pub fn field_message(language: Language, field: &FieldError) -> String {
     match &field.detail {
@@ -124,6 +144,12 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
     match (problem, language) {
         (EnvelopeProblem::Missing, En) => format!("\"{field}\" is required. Add it to the request."),
         (EnvelopeProblem::Missing, ZhCn) => format!("缺少必填字段“{field}”。请在请求中添加。"),
+        (EnvelopeProblem::InvalidQueryStatus, En) => {
+            format!("\"{field}\" must be one of open, answered or closed.")
+        }
+        (EnvelopeProblem::InvalidQueryStatus, ZhCn) => format!("“{field}”必须是 open、answered 或 closed 之一。"),
+        (EnvelopeProblem::InvalidQueryParameters, En) => "The query parameters are invalid. Use status, formId, patientId, item, after and limit (a number from 1 to 500).".to_owned(),
+        (EnvelopeProblem::InvalidQueryParameters, ZhCn) => "查询参数无效。可用参数：status、formId、patientId、item、after 和 limit（1 至 500 的数字）。".to_owned(),
         (EnvelopeProblem::WrongType { expected }, En) => {
             format!("\"{field}\" must be {}.", english_json_type(expected))
         }
@@ -317,6 +343,12 @@ fn answer_message(language: Language, item: &str, problem: &Problem) -> String {
         ),
         (Problem::RuleViolated { rule, message, .. }, En) => format!("{} (rule {rule})", message.en),
         (Problem::RuleViolated { rule, message, .. }, ZhCn) => format!("{}（规则 {rule}）", message.zh_cn),
+        (Problem::ScoreMismatch { score, computed, sent }, En) if computed.is_empty() => format!(
+            "The app sent a value for the score \"{score}\" ({sent}), but it cannot be computed from these answers. The sent value is kept for review."
+        ),
+        (Problem::ScoreMismatch { score, computed, sent }, ZhCn) if computed.is_empty() => {
+            format!("应用发送了评分“{score}”的值（{sent}），但根据这些答案无法计算该评分。发送的值保留以供核查。")
+        }
         (Problem::ScoreMismatch { score, computed, sent }, En) => format!(
             "The score \"{score}\" sent by the app ({sent}) differs from the score computed from the answers ({computed}). The computed score counts; the sent value is kept for review."
         ),

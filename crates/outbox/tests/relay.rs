@@ -38,6 +38,9 @@ fn submission(index: u32) -> NewSubmission {
         raw_answers: answers.clone(),
         normalized_answers: answers,
         content_sha256,
+        scores: "[]".to_owned(),
+        queries: Vec::new(),
+        alerts: Vec::new(),
         actor: format!("patient:P-{index:03}"),
         request_id: None,
     }
@@ -120,7 +123,7 @@ async fn relay_writes_each_event_once() {
         let payload = message["payload"].as_object().expect("payload is an object");
         let mut keys: Vec<_> = payload.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["completedAt", "formId", "formVersion", "receivedAt"]);
+        assert_eq!(keys, ["completedAt", "formId", "formVersion", "receivedAt", "status"]);
         assert_eq!(payload["formId"], "pain-diary");
     }
     store.close().await;

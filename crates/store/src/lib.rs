@@ -1,8 +1,10 @@
-//! Durable storage for epro: submissions, the transactional outbox and the audit trail
-//! in one SQLite file. This crate is the only code in epro that writes SQL.
+//! Durable storage for epro: submissions, the data queries and revalidation records of
+//! the rule engine, the transactional outbox and the audit trail in one SQLite file.
+//! This crate is the only code in epro that writes SQL.
 //!
 //! A submission is acknowledged only after the transaction holding its `submissions`
-//! row, its `outbox_events` row and its `audit_events` row has committed with
+//! row, its `data_queries` rows, its `outbox_events` rows and its `audit_events` row
+//! has committed with
 //! `synchronous = FULL`, so an acknowledged submission survives a process crash and a
 //! power loss. To keep that affordable, one writer thread commits queued submissions in
 //! batches ("group commit"): one fsync covers the whole batch.
@@ -12,19 +14,35 @@
 //! - **One writer.** Only the writer thread's connection writes. Read connections run
 //!   with `query_only`.
 //! - **An outbox row is written in the same transaction as its submission, or not at
-//!   all.**
-//! - **`submissions` and `audit_events` are append-only.** Triggers reject `UPDATE`
-//!   and `DELETE`. A correction is a new submission.
+//!   all.** So are the data queries raised at intake. They have no audit row of their
+//!   own because the submission's `submission.created` row covers them.
+//! - **`submissions`, `audit_events`, `data_query_events` and `derived_records` are
+//!   append-only.** Triggers reject `UPDATE` and `DELETE`. A correction is a new
+//!   submission.
+//! - **Data queries are never deleted, and only their status changes.** Triggers reject
+//!   `DELETE` and any `UPDATE` of columns other than `status` and `updated_at`. Every
+//!   status change goes through [`Store::update_query_status`], which appends its
+//!   history row to `data_query_events` and an audit row in the same transaction.
+//! - **A submission has at most one data query per item, code and rule.** A unique
+//!   index enforces it, so rerunning revalidation never raises a query twice.
+//! - **Revalidation never replaces the original.** [`Store::record_revalidation`]
+//!   appends a `derived_records` row and raises new queries. The submission's answers,
+//!   intake scores and status stay as they were stored.
 //! - **Outbox rows change only in their delivery columns** (`attempts`, `last_error`,
 //!   `delivered_at`), through [`Store::outbox_mark_delivered`] and
 //!   [`Store::outbox_mark_failed`].
-//! - **No answers outside `submissions`.** Outbox payloads and audit rows carry ids and
-//!   timestamps only.
+//! - **No answers outside `submissions`.** Outbox payloads and audit rows carry ids,
+//!   codes and timestamps only. Scores appear only in `submissions.scores` and
+//!   `derived_records`. Query `params` and derived `findings` are message parameters,
+//!   and the store relies on the rule engine to keep answers out of them, because it
+//!   cannot tell an answer from a parameter.
 //!
 //! # Layout
 //!
-//! - `store`: [`Store`] and [`StoreConfig`], the public handle.
-//! - `writer`: the writer thread, group commit and every write statement.
+//! - `store`: [`Store`] and [`StoreConfig`], the public handle. `store::rules` holds its
+//!   methods for data queries and revalidation.
+//! - `writer`: the writer thread and group commit, with every write statement in its
+//!   submodules.
 //! - `reader`: the read queries.
 //! - `schema`: PRAGMAs and the migrations embedded from `migrations/sqlite/`.
 //! - `model`: the values passed in and out, and [`StoreError`].
@@ -38,9 +56,10 @@ mod store;
 mod writer;
 
 pub use model::{
-    NewSubmission, OutboxEvent, OutboxEventState, Receipt, SourceFormat, StoreError, StoreStats, StoredSubmission,
-    SubmitOutcome,
+    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxEvent, OutboxEventState, QueryFilter, QueryOrigin, QueryRef,
+    QueryStatus, QueryStatusChange, QueryUpdate, Receipt, Revalidation, RevalidationOutcome, SourceFormat, StoreError,
+    StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, StoreConfig};
-pub use writer::{SUBMISSION_ACCEPTED, SUBMISSION_CREATED};
+pub use writer::{ALERT_RAISED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED};

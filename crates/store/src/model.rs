@@ -1,8 +1,19 @@
 //! Values that cross the store's boundary: submissions going in, receipts, stored
 //! submissions and outbox events coming out, and the store's error type.
 //!
-//! Types that carry questionnaire answers implement `Debug` by hand and print only
-//! the answers' length, so that logging a submission with `?` does not leak them.
+//! Data queries and revalidation records have their own module, `model::queries`, and
+//! are re-exported from here.
+//!
+//! Types that carry questionnaire answers, scores or message parameters implement
+//! `Debug` by hand and print only their length, so that logging a submission with `?`
+//! does not leak them.
+
+mod queries;
+
+pub use queries::{
+    DataQuery, NewQuery, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -54,11 +65,66 @@ impl FromStr for SourceFormat {
     }
 }
 
+/// Outcome of the rule engine at intake, stored on the submission row.
+///
+/// Serializes as `accepted` or `accepted_with_queries`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionStatus {
+    /// No data query was raised at intake.
+    Accepted,
+    /// The submission was accepted and at least one data query was raised at intake.
+    AcceptedWithQueries,
+}
+
+impl SubmissionStatus {
+    /// Returns the name stored in the `status` column: `accepted` or
+    /// `accepted_with_queries`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Accepted => "accepted",
+            SubmissionStatus::AcceptedWithQueries => "accepted_with_queries",
+        }
+    }
+}
+
+impl fmt::Display for SubmissionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SubmissionStatus {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "accepted" => Ok(SubmissionStatus::Accepted),
+            "accepted_with_queries" => Ok(SubmissionStatus::AcceptedWithQueries),
+            other => bail!("unknown submission status {other:?}, expected accepted or accepted_with_queries"),
+        }
+    }
+}
+
+/// An alert from the rule engine, sent to site staff as one `alert.raised` outbox
+/// event, for example a PHQ-9 item 9 answer above 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    /// Key of the alert rule that fired. Must not be empty.
+    pub rule: String,
+    /// Severity declared by the rule, passed to the event as it is. Must not be empty.
+    pub severity: String,
+    /// linkIds of the items that triggered the alert. Their answers are not sent.
+    pub items: Vec<String>,
+}
+
 /// A validated submission to be stored by [`Store::submit`](crate::Store::submit).
 ///
-/// The caller has already checked the answers against the form. The store only adds
-/// its own integrity checks: both answer texts must be valid JSON, `actor` must not be
-/// empty, and the UTC offset of `completed_at` must be less than a day.
+/// The caller has already checked the answers against the form and run its rules. The
+/// store only adds its own integrity checks: both answer texts and every query's
+/// `params` must be valid JSON, `scores` must be a JSON array, `actor` and each
+/// alert's rule and severity must not be empty, and the UTC offset of `completed_at`
+/// must be less than a day.
 #[derive(Clone)]
 pub struct NewSubmission {
     /// Client-chosen identity, which makes a retried submission idempotent: a
@@ -82,10 +148,28 @@ pub struct NewSubmission {
     /// SHA-256 of the submitted content. A resubmission with the same id is a replay
     /// when this hash matches and a conflict when it does not.
     pub content_sha256: [u8; 32],
+    /// Scores computed by the rule engine, a JSON array such as
+    /// `[{"name":"/44261-6","value":"10"}]`, or `[]`. Written once with the row.
+    pub scores: String,
+    /// Data queries raised at intake. They are stored with the submission, open and
+    /// with origin `intake`, and make its status
+    /// [`AcceptedWithQueries`](SubmissionStatus::AcceptedWithQueries). A second query
+    /// with the same item, code and rule is dropped.
+    pub queries: Vec<NewQuery>,
+    /// Alerts for site staff, one `alert.raised` outbox event each.
+    pub alerts: Vec<NewAlert>,
     /// Submitter recorded in the audit trail, for example `patient:P-001`.
     pub actor: String,
     /// Request id of the HTTP request that carried the submission, for the audit trail.
     pub request_id: Option<String>,
+}
+
+impl NewSubmission {
+    /// Returns the status this submission is stored with, which depends only on
+    /// whether the rule engine raised data queries.
+    pub fn status(&self) -> SubmissionStatus {
+        if self.queries.is_empty() { SubmissionStatus::Accepted } else { SubmissionStatus::AcceptedWithQueries }
+    }
 }
 
 impl fmt::Debug for NewSubmission {
@@ -100,6 +184,9 @@ impl fmt::Debug for NewSubmission {
             .field("source", &self.source)
             .field("raw_answers", &Redacted(self.raw_answers.len()))
             .field("normalized_answers", &Redacted(self.normalized_answers.len()))
+            .field("scores", &Redacted(self.scores.len()))
+            .field("queries", &self.queries)
+            .field("alerts", &self.alerts)
             .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
@@ -118,6 +205,11 @@ pub struct Receipt {
     /// Server time of the first receipt, in UTC.
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// Status stored at intake.
+    pub status: SubmissionStatus,
+    /// Data queries raised at intake, in the order they were raised. Queries raised
+    /// later by revalidation are not listed, so a replay returns the same list.
+    pub queries: Vec<QueryRef>,
 }
 
 /// Result of [`Store::submit`](crate::Store::submit).
@@ -177,6 +269,14 @@ pub struct StoredSubmission {
     pub normalized_answers: String,
     pub content_sha256: [u8; 32],
     pub request_id: Option<String>,
+    /// Scores computed at intake, a JSON array. `[]` for submissions stored before
+    /// scores existed.
+    pub scores: String,
+    /// Status stored at intake.
+    pub status: SubmissionStatus,
+    /// Every data query on this submission, from intake and from revalidation, in the
+    /// order they were raised.
+    pub queries: Vec<DataQuery>,
 }
 
 impl fmt::Debug for StoredSubmission {
@@ -192,6 +292,9 @@ impl fmt::Debug for StoredSubmission {
             .field("raw_answers", &Redacted(self.raw_answers.len()))
             .field("normalized_answers", &Redacted(self.normalized_answers.len()))
             .field("request_id", &self.request_id)
+            .field("scores", &Redacted(self.scores.len()))
+            .field("status", &self.status)
+            .field("queries", &self.queries)
             .finish_non_exhaustive()
     }
 }
@@ -233,7 +336,8 @@ pub struct OutboxEventState {
 pub struct StoreStats {
     /// Transactions committed. Each commit is one fsync of the write-ahead log.
     pub batches_committed: u64,
-    /// Commands (submissions and outbox updates) answered after a successful commit.
+    /// Commands (submissions, outbox updates, query status changes and revalidation
+    /// records) answered after a successful commit.
     pub commands_committed: u64,
     /// New submissions committed, which excludes replays and conflicts.
     pub submissions_created: u64,
@@ -243,7 +347,7 @@ pub struct StoreStats {
     pub batches_failed: u64,
 }
 
-/// Debug stand-in for answer text: shows the length only.
+/// Debug stand-in for answers, scores and message parameters: shows the length only.
 struct Redacted(usize);
 
 impl fmt::Debug for Redacted {

@@ -1,51 +1,99 @@
-//! Read queries, run on pooled `query_only` connections.
+//! Read queries, run on pooled `query_only` connections. The writer also calls
+//! [`data_query`] inside its savepoints.
 //!
-//! With WAL, each query reads the state as of the last commit before it started, and
-//! it neither blocks the writer nor waits for it.
+//! With WAL, each statement reads the state as of the last commit before it started,
+//! and it neither blocks the writer nor waits for it. A read of a submission with its
+//! data queries runs both statements in one read transaction, so that both see the
+//! same commit.
+
+mod queries;
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::{parse_timestamp, parse_uuid, parse_with_offset};
-use crate::model::{OutboxEvent, OutboxEventState, StoredSubmission};
+use crate::model::{DataQuery, OutboxEvent, OutboxEventState, StoredSubmission};
 
-/// Reads one submission by id.
+pub(crate) use queries::{data_queries, data_query};
+
+/// Reads one submission by id, with its data queries.
 ///
 /// # Errors
 ///
 /// Fails on a database error or a row that this crate could not have written.
 pub(crate) fn submission(connection: &Connection, submission_id: &str) -> anyhow::Result<Option<StoredSubmission>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT submission_id, trial_id, form_id, form_version, patient_id,
-                completed_at, completed_at_offset_seconds, received_at, source,
-                raw_answers, normalized_answers, content_sha256, request_id
-         FROM submissions WHERE submission_id = ?1",
-    )?;
-    let columns = statement
-        .query_row([submission_id], |row| {
-            Ok(SubmissionColumns {
-                submission_id: row.get(0)?,
-                trial_id: row.get(1)?,
-                form_id: row.get(2)?,
-                form_version: row.get(3)?,
-                patient_id: row.get(4)?,
-                completed_at: row.get(5)?,
-                completed_at_offset_seconds: row.get(6)?,
-                received_at: row.get(7)?,
-                source: row.get(8)?,
-                raw_answers: row.get(9)?,
-                normalized_answers: row.get(10)?,
-                content_sha256: row.get(11)?,
-                request_id: row.get(12)?,
-            })
-        })
+    let snapshot = connection.unchecked_transaction().context("failed to begin read transaction")?;
+
+    let columns = snapshot
+        .prepare_cached(
+            "SELECT submission_id, trial_id, form_id, form_version, patient_id,
+                    completed_at, completed_at_offset_seconds, received_at, source,
+                    raw_answers, normalized_answers, content_sha256, request_id, scores, status
+             FROM submissions WHERE submission_id = ?1",
+        )?
+        .query_row([submission_id], SubmissionColumns::from_row)
         .optional()
         .with_context(|| format!("failed to read submission {submission_id}"))?;
+    let Some(columns) = columns else {
+        return Ok(None);
+    };
 
-    columns
-        .map(SubmissionColumns::decode)
-        .transpose()
-        .with_context(|| format!("invalid stored submission {submission_id}"))
+    let queries = queries::submission_queries(&snapshot, submission_id)?;
+    let submission = columns.decode(queries).with_context(|| format!("invalid stored submission {submission_id}"))?;
+    Ok(Some(submission))
+}
+
+/// Reads up to `limit` submissions of one form after the rowid `after`, in rowid
+/// order, each with its rowid and data queries. `form_version` narrows the page to one
+/// version when given.
+///
+/// Rowids increase in insertion order because submissions are never deleted.
+///
+/// # Errors
+///
+/// Fails on a database error or a row that this crate could not have written.
+pub(crate) fn submissions_page(
+    connection: &Connection,
+    page: &SubmissionPage<'_>,
+) -> anyhow::Result<Vec<(i64, StoredSubmission)>> {
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+    let after = page.after.unwrap_or(i64::MIN);
+    let snapshot = connection.unchecked_transaction().context("failed to begin read transaction")?;
+
+    let mut statement = snapshot.prepare_cached(
+        "SELECT submission_id, trial_id, form_id, form_version, patient_id,
+                completed_at, completed_at_offset_seconds, received_at, source,
+                raw_answers, normalized_answers, content_sha256, request_id, scores, status, rowid
+         FROM submissions
+         WHERE trial_id = ?1 AND form_id = ?2 AND (?3 IS NULL OR form_version = ?3) AND rowid > ?4
+         ORDER BY rowid LIMIT ?5",
+    )?;
+    let rows = statement
+        .query_map(rusqlite::params![page.trial_id, page.form_id, page.form_version, after, limit], |row| {
+            Ok((row.get::<_, i64>(15)?, SubmissionColumns::from_row(row)?))
+        })
+        .with_context(|| format!("failed to query submissions of form {} in trial {}", page.form_id, page.trial_id))?;
+
+    let mut submissions = Vec::new();
+    for row in rows {
+        let (rowid, columns) = row.context("failed to read submission")?;
+        let submission_id = columns.submission_id.clone();
+        let queries = queries::submission_queries(&snapshot, &submission_id)?;
+        let submission =
+            columns.decode(queries).with_context(|| format!("invalid stored submission {submission_id}"))?;
+        submissions.push((rowid, submission));
+    }
+    Ok(submissions)
+}
+
+/// Selection of one page of submissions for [`submissions_page`].
+pub(crate) struct SubmissionPage<'a> {
+    pub(crate) trial_id: &'a str,
+    pub(crate) form_id: &'a str,
+    pub(crate) form_version: Option<&'a str>,
+    /// Rowid of the last submission of the previous page.
+    pub(crate) after: Option<i64>,
+    pub(crate) limit: usize,
 }
 
 /// Reads up to `limit` undelivered outbox events in `seq` order.
@@ -114,10 +162,33 @@ struct SubmissionColumns {
     normalized_answers: String,
     content_sha256: Vec<u8>,
     request_id: Option<String>,
+    scores: String,
+    status: String,
 }
 
 impl SubmissionColumns {
-    fn decode(self) -> anyhow::Result<StoredSubmission> {
+    /// Reads the first fifteen columns, in the order of the `SELECT` lists above.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SubmissionColumns {
+            submission_id: row.get(0)?,
+            trial_id: row.get(1)?,
+            form_id: row.get(2)?,
+            form_version: row.get(3)?,
+            patient_id: row.get(4)?,
+            completed_at: row.get(5)?,
+            completed_at_offset_seconds: row.get(6)?,
+            received_at: row.get(7)?,
+            source: row.get(8)?,
+            raw_answers: row.get(9)?,
+            normalized_answers: row.get(10)?,
+            content_sha256: row.get(11)?,
+            request_id: row.get(12)?,
+            scores: row.get(13)?,
+            status: row.get(14)?,
+        })
+    }
+
+    fn decode(self, queries: Vec<DataQuery>) -> anyhow::Result<StoredSubmission> {
         let content_sha256 =
             <[u8; 32]>::try_from(self.content_sha256.as_slice()).context("content_sha256 is not 32 bytes")?;
         Ok(StoredSubmission {
@@ -133,6 +204,9 @@ impl SubmissionColumns {
             normalized_answers: self.normalized_answers,
             content_sha256,
             request_id: self.request_id,
+            scores: self.scores,
+            status: self.status.parse()?,
+            queries,
         })
     }
 }

@@ -8,8 +8,8 @@
 //!   power loss, and epro acknowledges a submission only after its commit. The writer's
 //!   group commit puts many submissions into one transaction, so one fsync covers the
 //!   whole batch.
-//! - `foreign_keys = ON` makes SQLite check that every outbox row names a stored
-//!   submission. SQLite leaves this off unless each connection turns it on.
+//! - `foreign_keys = ON` makes SQLite check that every outbox row, data query and
+//!   derived record names a stored submission. SQLite leaves this off unless each connection turns it on.
 //! - `busy_timeout` makes a connection wait for a lock held by another process (a
 //!   backup, an operator's `sqlite3` shell) instead of failing at once.
 
@@ -26,7 +26,8 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migration scripts in order. Each one runs once, and `PRAGMA user_version` records
 /// how many have run. Append new files here and never edit an applied one.
-const MIGRATION_SCRIPTS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+const MIGRATION_SCRIPTS: &[&str] =
+    &[include_str!("../migrations/sqlite/0001_initial.sql"), include_str!("../migrations/sqlite/0002_rules.sql")];
 
 /// Number of migrations embedded in this build. A database opened by this build has
 /// this `user_version`.

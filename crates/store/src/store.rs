@@ -1,5 +1,9 @@
 //! [`Store`], the handle the rest of epro uses: it opens the database, sends writes to
 //! the writer thread and runs reads on the connection pool.
+//!
+//! The methods for data queries and revalidation are in `store::rules`.
+
+mod rules;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -77,8 +81,10 @@ impl StoreConfig {
 
 /// Handle to the epro database. Clones share one writer thread and one read pool.
 ///
-/// Writes ([`submit`](Store::submit) and the `outbox_mark_*` methods) go to the writer
-/// thread, which commits them in batches. Reads run on a pool of read-only connections
+/// Writes ([`submit`](Store::submit), the `outbox_mark_*` methods,
+/// [`update_query_status`](Store::update_query_status) and
+/// [`record_revalidation`](Store::record_revalidation)) go to the writer thread, which
+/// commits them in batches. Reads run on a pool of read-only connections
 /// in Tokio's blocking thread pool.
 #[derive(Clone)]
 pub struct Store {
@@ -174,7 +180,12 @@ impl Store {
         })
     }
 
-    /// Stores a submission with its outbox and audit rows, or reports a resubmission.
+    /// Stores a submission with its data queries, outbox events and audit row, or
+    /// reports a resubmission.
+    ///
+    /// The outbox events are one `submission.accepted` event and one `alert.raised`
+    /// event per alert. A replay or conflict writes nothing and returns the stored
+    /// receipt, with the status and intake queries of the first submission.
     ///
     /// Returns after the batch containing the submission has committed. Dropping the
     /// returned future after it started does not cancel the write.
@@ -183,15 +194,17 @@ impl Store {
     ///
     /// [`StoreError::Overloaded`] when the writer's queue is full,
     /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
-    /// [`StoreError::Internal`] when the row violates a constraint or the batch fails
-    /// to commit. Nothing of the submission is stored in any of these cases.
+    /// [`StoreError::Internal`] when a row violates a constraint (see [`NewSubmission`])
+    /// or the batch fails to commit. Nothing of the submission is stored in any of
+    /// these cases.
     pub async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.try_enqueue(Command::Submit { submission: Box::new(submission), reply })?;
         answer.await.map_err(|_| writer_stopped())?
     }
 
-    /// Reads a stored submission, or `None` if no submission has this id.
+    /// Reads a stored submission with all its data queries, or `None` if no submission
+    /// has this id.
     ///
     /// # Errors
     ///
@@ -308,7 +321,7 @@ impl Store {
         }
     }
 
-    /// Queues a submission without waiting, so that overload is reported at once.
+    /// Queues a command without waiting, so that overload is reported at once.
     fn try_enqueue(&self, command: Command) -> Result<(), StoreError> {
         let commands = self.inner.commands.read().unwrap_or_else(PoisonError::into_inner);
         let Some(sender) = commands.as_ref() else {

@@ -14,28 +14,45 @@
 //!
 //! The thread ends when every sender is gone and the queue is empty, which is how
 //! [`Store::close`](crate::Store::close) drains it.
+//!
+//! The statements themselves live in submodules, one per concept: `submission` (a new
+//! submission with its data queries, outbox rows and audit row), `outbox` (delivery
+//! marks), `queries` (raising data queries and changing their status) and
+//! `revalidation` (derived records).
+
+mod outbox;
+mod queries;
+mod revalidation;
+mod submission;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context as _, anyhow, bail};
-use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
-use uuid::Uuid;
 
-use crate::columns::{format_utc, format_with_offset, parse_timestamp};
-use crate::model::{NewSubmission, Receipt, StoreError, StoreStats, SubmitOutcome};
+use crate::model::{
+    NewSubmission, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
+    SubmitOutcome,
+};
 
 /// Event type of the outbox row written for each new submission.
 pub const SUBMISSION_ACCEPTED: &str = "submission.accepted";
 
-/// Audit action recorded for each new submission.
+/// Event type of the outbox row written for each alert raised at intake.
+pub const ALERT_RAISED: &str = "alert.raised";
+
+/// Audit action recorded for each new submission. It also covers the data queries
+/// raised with the submission, which get no audit row of their own.
 pub const SUBMISSION_CREATED: &str = "submission.created";
 
-/// Maximum length in bytes of the `last_error` text kept on an outbox row. Longer sink
-/// errors are cut at a character boundary.
-const MAX_LAST_ERROR_BYTES: usize = 2000;
+/// Audit action recorded for each status change of a data query.
+pub const QUERY_STATUS_CHANGED: &str = "query.status_changed";
+
+/// Audit action recorded for each revalidation record of a submission.
+pub const SUBMISSION_REVALIDATED: &str = "submission.revalidated";
 
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
@@ -43,6 +60,8 @@ pub(crate) enum Command {
     Submit { submission: Box<NewSubmission>, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
     MarkDelivered { seqs: Vec<i64>, reply: oneshot::Sender<Result<(), StoreError>> },
     MarkFailed { seq: i64, error: String, reply: oneshot::Sender<Result<(), StoreError>> },
+    UpdateQueryStatus { change: Box<QueryStatusChange>, reply: oneshot::Sender<Result<QueryUpdate, StoreError>> },
+    RecordRevalidation { record: Box<Revalidation>, reply: oneshot::Sender<Result<RevalidationOutcome, StoreError>> },
 }
 
 /// State shared between the writer thread and every [`Store`](crate::Store) clone.
@@ -79,46 +98,72 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
 }
 
-/// A command's result, held until the batch's transaction has ended.
-enum Pending {
-    Submit(oneshot::Sender<Result<SubmitOutcome, StoreError>>, anyhow::Result<SubmitOutcome>),
-    Update(oneshot::Sender<Result<(), StoreError>>, anyhow::Result<()>),
+/// A command's reply channel with its result, held until the batch's transaction has
+/// ended.
+struct Reply<T> {
+    sender: oneshot::Sender<Result<T, StoreError>>,
+    result: anyhow::Result<T>,
 }
 
-impl Pending {
-    fn succeeded(&self) -> bool {
-        match self {
-            Pending::Submit(_, result) => result.is_ok(),
-            Pending::Update(_, result) => result.is_ok(),
-        }
+impl<T> Reply<T> {
+    fn new(sender: oneshot::Sender<Result<T, StoreError>>, result: anyhow::Result<T>) -> Self {
+        Reply { sender, result }
     }
 
-    fn created(&self) -> bool {
-        matches!(self, Pending::Submit(_, Ok(SubmitOutcome::Created(_))))
+    /// Creates the reply of a command that never ran, so that it can be failed.
+    fn skipped(sender: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        Reply { sender, result: Err(anyhow!("not run")) }
     }
 
     /// Sends the result. A caller that stopped waiting is skipped, because its write
     /// has committed anyway.
     fn send(self) {
-        match self {
-            Pending::Submit(reply, result) => {
-                let _ = reply.send(result.map_err(StoreError::Internal));
-            }
-            Pending::Update(reply, result) => {
-                let _ = reply.send(result.map_err(StoreError::Internal));
-            }
-        }
+        let _ = self.sender.send(self.result.map_err(StoreError::Internal));
     }
 
     /// Sends the batch's failure in place of the result, because nothing was committed.
     fn fail(self, reason: &str) {
+        let _ = self.sender.send(Err(StoreError::Internal(anyhow!("{reason}"))));
+    }
+}
+
+/// A command's result, held until the batch's transaction has ended.
+enum Pending {
+    Submit(Reply<SubmitOutcome>),
+    Update(Reply<()>),
+    QueryStatus(Reply<QueryUpdate>),
+    Revalidation(Reply<RevalidationOutcome>),
+}
+
+impl Pending {
+    fn succeeded(&self) -> bool {
         match self {
-            Pending::Submit(reply, _) => {
-                let _ = reply.send(Err(StoreError::Internal(anyhow!("{reason}"))));
-            }
-            Pending::Update(reply, _) => {
-                let _ = reply.send(Err(StoreError::Internal(anyhow!("{reason}"))));
-            }
+            Pending::Submit(reply) => reply.result.is_ok(),
+            Pending::Update(reply) => reply.result.is_ok(),
+            Pending::QueryStatus(reply) => reply.result.is_ok(),
+            Pending::Revalidation(reply) => reply.result.is_ok(),
+        }
+    }
+
+    fn created(&self) -> bool {
+        matches!(self, Pending::Submit(Reply { result: Ok(SubmitOutcome::Created(_)), .. }))
+    }
+
+    fn send(self) {
+        match self {
+            Pending::Submit(reply) => reply.send(),
+            Pending::Update(reply) => reply.send(),
+            Pending::QueryStatus(reply) => reply.send(),
+            Pending::Revalidation(reply) => reply.send(),
+        }
+    }
+
+    fn fail(self, reason: &str) {
+        match self {
+            Pending::Submit(reply) => reply.fail(reason),
+            Pending::Update(reply) => reply.fail(reason),
+            Pending::QueryStatus(reply) => reply.fail(reason),
+            Pending::Revalidation(reply) => reply.fail(reason),
         }
     }
 }
@@ -127,10 +172,12 @@ impl Command {
     /// Turns a command that never ran into a pending result, so that it can be failed.
     fn into_skipped(self) -> Pending {
         match self {
-            Command::Submit { reply, .. } => Pending::Submit(reply, Err(anyhow!("not run"))),
+            Command::Submit { reply, .. } => Pending::Submit(Reply::skipped(reply)),
             Command::MarkDelivered { reply, .. } | Command::MarkFailed { reply, .. } => {
-                Pending::Update(reply, Err(anyhow!("not run")))
+                Pending::Update(Reply::skipped(reply))
             }
+            Command::UpdateQueryStatus { reply, .. } => Pending::QueryStatus(Reply::skipped(reply)),
+            Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
         }
     }
 }
@@ -170,19 +217,33 @@ impl Writer {
             let entry = match command {
                 Command::Submit { submission, reply } => {
                     let result = in_savepoint(&mut transaction, &mut abort, |connection| {
-                        insert_submission(connection, &submission, now)
+                        submission::insert_submission(connection, &submission, now)
                     });
-                    Pending::Submit(reply, result)
+                    Pending::Submit(Reply::new(reply, result))
                 }
                 Command::MarkDelivered { seqs, reply } => {
-                    let result =
-                        in_savepoint(&mut transaction, &mut abort, |connection| mark_delivered(connection, &seqs, now));
-                    Pending::Update(reply, result)
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        outbox::mark_delivered(connection, &seqs, now)
+                    });
+                    Pending::Update(Reply::new(reply, result))
                 }
                 Command::MarkFailed { seq, error, reply } => {
-                    let result =
-                        in_savepoint(&mut transaction, &mut abort, |connection| mark_failed(connection, seq, &error));
-                    Pending::Update(reply, result)
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        outbox::mark_failed(connection, seq, &error)
+                    });
+                    Pending::Update(Reply::new(reply, result))
+                }
+                Command::UpdateQueryStatus { change, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        queries::update_query_status(connection, &change, now)
+                    });
+                    Pending::QueryStatus(Reply::new(reply, result))
+                }
+                Command::RecordRevalidation { record, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        revalidation::record_revalidation(connection, &record, now)
+                    });
+                    Pending::Revalidation(Reply::new(reply, result))
                 }
             };
             pending.push(entry);
@@ -283,183 +344,25 @@ fn in_savepoint<T>(
     }
 }
 
-const INSERT_SUBMISSION: &str = "
-    INSERT INTO submissions (
-        submission_id, trial_id, form_id, form_version, patient_id,
-        completed_at, completed_at_offset_seconds, received_at, source,
-        raw_answers, normalized_answers, content_sha256, request_id
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-    ON CONFLICT (submission_id) DO NOTHING";
+/// One `audit_events` row: who did what to which entity. Never answers.
+struct AuditEvent<'a> {
+    occurred_at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    /// Kind of the entity, for example `submission` or `data_query`.
+    entity: &'a str,
+    entity_id: &'a str,
+    request_id: Option<&'a str>,
+}
 
-const SELECT_EXISTING: &str = "
-    SELECT content_sha256, trial_id, form_id, form_version, received_at
-    FROM submissions WHERE submission_id = ?1";
-
-const INSERT_OUTBOX_EVENT: &str = "
-    INSERT INTO outbox_events (
-        event_id, event_type, occurred_at, trial_id, patient_id, submission_id, payload
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-
-const INSERT_AUDIT_EVENT: &str = "
-    INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id)
-    VALUES (?1, ?2, ?3, 'submission', ?4, ?5)";
-
-/// Stores a new submission with its outbox and audit rows, or classifies a resubmission.
-///
-/// The insert itself detects a resubmission (`ON CONFLICT DO NOTHING` inserts no row),
-/// so two submissions with the same id cannot both be created, even within one batch.
-fn insert_submission(
-    connection: &Connection,
-    submission: &NewSubmission,
-    now: OffsetDateTime,
-) -> anyhow::Result<SubmitOutcome> {
-    let submission_id = submission.submission_id.as_str();
-    let completed_at = format_utc(submission.completed_at)?;
-    let completed_at_offset = submission.completed_at.offset().whole_seconds();
-    let received_at = format_utc(submission.received_at)?;
-
-    let inserted = connection
-        .prepare_cached(INSERT_SUBMISSION)?
-        .execute(params![
-            submission_id,
-            submission.trial_id,
-            submission.form_id,
-            submission.form_version,
-            submission.patient_id,
-            completed_at,
-            completed_at_offset,
-            received_at,
-            submission.source.as_str(),
-            submission.raw_answers,
-            submission.normalized_answers,
-            &submission.content_sha256[..],
-            submission.request_id,
-        ])
-        .with_context(|| format!("failed to insert submission {submission_id}"))?;
-
-    if inserted == 0 {
-        return classify_resubmission(connection, submission, submission_id);
-    }
-
-    let event_id = Uuid::now_v7();
-    let occurred_at = format_utc(now)?;
-    let payload = serde_json::json!({
-        "formId": submission.form_id,
-        "formVersion": submission.form_version,
-        "completedAt": format_with_offset(submission.completed_at)?,
-        "receivedAt": received_at,
-    });
+/// Appends a row to the audit trail. The CHECK on `actor` rejects an empty actor.
+fn insert_audit_event(connection: &Connection, event: &AuditEvent<'_>) -> anyhow::Result<()> {
     connection
-        .prepare_cached(INSERT_OUTBOX_EVENT)?
-        .execute(params![
-            event_id.hyphenated().to_string(),
-            SUBMISSION_ACCEPTED,
-            occurred_at,
-            submission.trial_id,
-            submission.patient_id,
-            submission_id,
-            payload.to_string(),
-        ])
-        .with_context(|| format!("failed to insert outbox event for submission {submission_id}"))?;
-
-    connection
-        .prepare_cached(INSERT_AUDIT_EVENT)?
-        .execute(params![occurred_at, submission.actor, SUBMISSION_CREATED, submission_id, submission.request_id,])
-        .with_context(|| format!("failed to insert audit event for submission {submission_id}"))?;
-
-    Ok(SubmitOutcome::Created(Receipt {
-        submission_id: submission.submission_id.clone(),
-        trial_id: submission.trial_id.clone(),
-        form_id: submission.form_id.clone(),
-        form_version: submission.form_version.clone(),
-        received_at: parse_timestamp(&received_at)?,
-    }))
-}
-
-/// Compares a resubmission with the stored row of the same id.
-fn classify_resubmission(
-    connection: &Connection,
-    submission: &NewSubmission,
-    submission_id: &str,
-) -> anyhow::Result<SubmitOutcome> {
-    let existing = connection
-        .prepare_cached(SELECT_EXISTING)?
-        .query_row([submission_id], |row| {
-            Ok((
-                row.get::<_, Vec<u8>>(0)?,
-                Receipt {
-                    submission_id: submission.submission_id.clone(),
-                    trial_id: row.get(1)?,
-                    form_id: row.get(2)?,
-                    form_version: row.get(3)?,
-                    received_at: OffsetDateTime::UNIX_EPOCH,
-                },
-                row.get::<_, String>(4)?,
-            ))
-        })
-        .optional()
-        .with_context(|| format!("failed to read stored submission {submission_id}"))?;
-    let Some((stored_sha256, mut receipt, received_at)) = existing else {
-        bail!("submission {submission_id} was neither inserted nor found");
-    };
-    receipt.received_at = parse_timestamp(&received_at)?;
-
-    let same_content = stored_sha256 == submission.content_sha256;
-    if same_content { Ok(SubmitOutcome::Replayed(receipt)) } else { Ok(SubmitOutcome::Conflict(receipt)) }
-}
-
-/// Sets `delivered_at` on each event. An event already delivered keeps its first time.
-fn mark_delivered(connection: &Connection, seqs: &[i64], now: OffsetDateTime) -> anyhow::Result<()> {
-    let delivered_at = format_utc(now)?;
-    let mut statement = connection
-        .prepare_cached("UPDATE outbox_events SET delivered_at = coalesce(delivered_at, ?2) WHERE seq = ?1")?;
-    for seq in seqs {
-        let updated = statement
-            .execute(params![seq, delivered_at])
-            .with_context(|| format!("failed to mark outbox event {seq} delivered"))?;
-        if updated == 0 {
-            bail!("failed to mark outbox event {seq} delivered: no such event");
-        }
-    }
+        .prepare_cached(
+            "INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![event.occurred_at, event.actor, event.action, event.entity, event.entity_id, event.request_id])
+        .with_context(|| format!("failed to insert audit event for {} {}", event.entity, event.entity_id))?;
     Ok(())
-}
-
-/// Counts a failed publish attempt and keeps its error text.
-fn mark_failed(connection: &Connection, seq: i64, error: &str) -> anyhow::Result<()> {
-    let error = truncate_at_char_boundary(error, MAX_LAST_ERROR_BYTES);
-    let updated = connection
-        .prepare_cached("UPDATE outbox_events SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1")?
-        .execute(params![seq, error])
-        .with_context(|| format!("failed to mark outbox event {seq} failed"))?;
-    if updated == 0 {
-        bail!("failed to mark outbox event {seq} failed: no such event");
-    }
-    Ok(())
-}
-
-fn truncate_at_char_boundary(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncate_keeps_short_text() {
-        assert_eq!(truncate_at_char_boundary("timeout", 10), "timeout");
-    }
-
-    #[test]
-    fn truncate_cuts_at_char_boundary() {
-        // "超时" is two characters of three bytes each, so 4 bytes hold only the first.
-        assert_eq!(truncate_at_char_boundary("超时", 4), "超");
-    }
 }

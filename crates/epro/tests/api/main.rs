@@ -4,5 +4,6 @@
 mod fhir;
 mod helpers;
 mod read;
+mod rules;
 mod seed;
 mod submit;

@@ -13,10 +13,12 @@ use serde_json::{Map, Value};
 use super::extensions::{self, Role};
 use crate::load::{self, FHIR_KEYS, LinkIds, LoadReport, Notice};
 use crate::model::{
-    AnswerOption, Bound, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, Form, Item,
-    ItemType, ItemTypeError, OptionValue, Pattern, Unit,
+    AnswerOption, Bound, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, FHIRPATH, Form,
+    Item, ItemType, ItemTypeError, OptionValue, Pattern, RuleDefinition, Unit,
 };
 use crate::primitive::{self, FhirDate, FhirDateTime, FhirTime};
+use crate::rules;
+use crate::validate::Severity;
 
 /// Parses and imports Questionnaire JSON text.
 pub(crate) fn import_questionnaire_text(text: &str) -> (Option<Form>, LoadReport) {
@@ -60,6 +62,8 @@ struct Importer {
     value_sets: HashMap<String, Result<Vec<AnswerOption>, String>>,
     /// Number of items that use each contained ValueSet.
     value_set_use: BTreeMap<String, usize>,
+    /// `targetConstraint`s of the root and of every item, in file order.
+    rules: Vec<RuleDefinition>,
 }
 
 impl Importer {
@@ -104,7 +108,8 @@ impl Importer {
                 .push(format!("answerValueSet #{id} resolved from contained ValueSet for {count} {noun}"));
         }
 
-        let form = Form::new(url, title, title_zh_cn, declared_version, items, expressions);
+        let mut form = Form::new(url, title, title_zh_cn, declared_version, items, expressions);
+        form.rules = std::mem::take(&mut self.rules);
         load::check_form_expressions(&form, &mut self.report);
         Some(form)
     }
@@ -502,7 +507,10 @@ impl Importer {
                     item.hidden = self.flag(value, &extension_path).unwrap_or(false);
                 }
                 Role::Expression(kind) => item.expressions.extend(self.expression(kind, extension, &extension_path)),
-                Role::TargetConstraint => item.expressions.extend(self.target_constraint(extension, &extension_path)),
+                Role::TargetConstraint => {
+                    let rule = self.target_constraint(extension, &extension_path, Some(&item.link_id));
+                    self.rules.extend(rule);
+                }
                 Role::Unknown if extension.contains_key("valueExpression") => {
                     let kind = ExpressionKind::Other(url.clone());
                     item.expressions.extend(self.expression(kind, extension, &extension_path));
@@ -517,7 +525,10 @@ impl Importer {
         for (extension_path, url, extension) in self.extension_list(field, "$.extension") {
             match extensions::role(&url) {
                 Role::Expression(kind) => expressions.extend(self.expression(kind, extension, &extension_path)),
-                Role::TargetConstraint => expressions.extend(self.target_constraint(extension, &extension_path)),
+                Role::TargetConstraint => {
+                    let rule = self.target_constraint(extension, &extension_path, None);
+                    self.rules.extend(rule);
+                }
                 Role::Ignored(reason) => self.report.ignored(extension_path, ignored_message(&url, reason)),
                 Role::Unknown if extension.contains_key("valueExpression") => {
                     let kind = ExpressionKind::Other(url.clone());
@@ -674,13 +685,40 @@ impl Importer {
         })
     }
 
-    fn target_constraint(&mut self, extension: &Map<String, Value>, path: &str) -> Option<Expression> {
+    /// Reads a `targetConstraint` into a rule. `context` is the linkId of
+    /// the item it is attached to, which is the context of its FHIRPath.
+    fn target_constraint(
+        &mut self,
+        extension: &Map<String, Value>,
+        path: &str,
+        context: Option<&str>,
+    ) -> Option<RuleDefinition> {
         let parts = extension.get("extension").and_then(Value::as_array);
         let part = |name: &str| {
             parts?.iter().find(|part| part.get("url").and_then(Value::as_str) == Some(name)).and_then(Value::as_object)
         };
         let part_text = |name: &str, key: &str| part(name)?.get(key)?.as_str().map(str::to_owned);
         let expression = part("expression").and_then(|part| part.get("valueExpression"));
+        let key = part_text("key", "valueId");
+        let human = part_text("human", "valueString");
+        let severity = match part_text("severity", "valueCode").as_deref() {
+            Some("error") => Some(Severity::Reject),
+            Some("warning") => Some(Severity::Query),
+            Some(other) => {
+                self.report.error(path, format!("targetConstraint severity \"{other}\" must be error or warning"));
+                None
+            }
+            None => {
+                self.report.error(path, "targetConstraint has no severity");
+                None
+            }
+        };
+        if key.is_none() {
+            self.report.error(path, "targetConstraint has no key");
+        }
+        if human.is_none() {
+            self.report.error(path, "targetConstraint has no human message");
+        }
         let Some(expression) = expression.and_then(Value::as_object) else {
             self.report.error(path, "targetConstraint has no expression");
             return None;
@@ -689,12 +727,26 @@ impl Importer {
             self.report.error(path, "targetConstraint expression has no text");
             return None;
         };
-        Some(Expression {
-            kind: ExpressionKind::TargetConstraint,
-            language: expression.get("language").and_then(Value::as_str).map(str::to_owned),
+
+        let location = part_text("location", "valueString");
+        let located = location.as_deref().and_then(rules::location_link_id);
+        if let Some(location) = &location
+            && located.is_none()
+        {
+            self.report.warning(
+                path,
+                format!("targetConstraint location \"{location}\" names no item; findings go to the constrained item"),
+            );
+        }
+        Some(RuleDefinition {
+            key: key?,
             expression: text.to_owned(),
-            name: part_text("key", "valueId"),
-            description: part_text("human", "valueString"),
+            language: expression.get("language").and_then(Value::as_str).unwrap_or(FHIRPATH).to_owned(),
+            severity: severity?,
+            message_en: human?,
+            message_zh_cn: None,
+            items: located.into_iter().collect(),
+            context: context.map(str::to_owned),
             json_path: path.to_owned(),
         })
     }

@@ -8,10 +8,18 @@
 //! `value`), and normalized into the same shape. Every finding is reported,
 //! and nothing stops at the first.
 //!
-//! Skip logic and expressions are not evaluated. Items that have them are
-//! exempt from `required`, and a value sent for a calculated item is
-//! type-checked and stored as sent. Hidden items are exempt from `required`
-//! too, because the patient cannot see them.
+//! Skip logic (`enableWhen`) is evaluated on every submission, and the
+//! server's result is the one that counts (see `enable` for the rules). A
+//! disabled item is not required and its constraints do not apply. An
+//! answer sent for it is rejected with `answered_while_disabled`, so it is
+//! never stored silently and never counted in a score or alert, and it is
+//! left out of the normalized answers. An enabled item with `enableWhen` is
+//! checked for `required` like any other item.
+//!
+//! An `enableWhenExpression` is evaluated by the rule engine (`rules`) and
+//! enables or disables its item in the same way. An item whose expression
+//! has no result is exempt from `required`, and so are calculated items and
+//! hidden items, because the patient cannot see the last.
 
 pub(crate) mod input;
 pub(crate) mod value;
@@ -59,8 +67,9 @@ pub struct Finding {
 /// stable code (see [`Problem::code`]) that the HTTP layer maps to text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// A required item has no answer. Items with skip logic, calculated
-    /// items and hidden items are never reported as required.
+    /// A required item has no answer. Disabled items, items whose
+    /// `enableWhenExpression` has no result, calculated items and hidden
+    /// items are never reported as required.
     Required,
     /// The submission names a linkId that the form does not have at this
     /// place.
@@ -89,7 +98,8 @@ pub enum Problem {
     UnitNotAllowed { allowed: Vec<String> },
     /// An answer was sent for an item whose skip logic disables it. It is
     /// rejected rather than dropped, so nothing is stored that the patient
-    /// was never asked.
+    /// was never asked. Each answer sent for a disabled item, or anywhere
+    /// inside a disabled group, gets one finding at its own pointer.
     AnsweredWhileDisabled,
     /// A rule of the form (a native `rules` entry or a FHIR
     /// `targetConstraint`) is not met. Its severity decides whether the
@@ -186,8 +196,11 @@ pub enum Hint {
 pub fn check_native(form: &Form, answers: &Value, pointer_base: &str) -> Checked {
     let mut findings = Vec::new();
     let occurrence = input::read_native(&form.items, answers, pointer_base, &mut findings);
-    let normalized = walk::check_occurrence(&form.items, &occurrence, &mut findings);
-    Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() }
+    let normalized = walk::check_occurrence(form, &occurrence, &mut findings);
+    let mut checked =
+        Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() };
+    crate::rules::evaluate(form, &mut checked, pointer_base);
+    checked
 }
 
 /// Checks the `item` array of a FHIR QuestionnaireResponse. Pass
@@ -198,8 +211,11 @@ pub fn check_native(form: &Form, answers: &Value, pointer_base: &str) -> Checked
 pub fn check_fhir_items(form: &Form, items: &Value, pointer_base: &str) -> Checked {
     let mut findings = Vec::new();
     let occurrence = response::read_items(&form.items, items, pointer_base, &mut findings);
-    let normalized = walk::check_occurrence(&form.items, &occurrence, &mut findings);
-    Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() }
+    let normalized = walk::check_occurrence(form, &occurrence, &mut findings);
+    let mut checked =
+        Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() };
+    crate::rules::evaluate(form, &mut checked, pointer_base);
+    checked
 }
 
 impl Problem {

@@ -1,144 +1,219 @@
-//! The walk over the form's item tree: presence (`required`), answer and
-//! occurrence counts, display items, and the normalized output.
+//! The walk over the form's item tree: skip logic, presence (`required`),
+//! answer and occurrence counts, display items, and the normalized output.
 //!
 //! The walk follows the form, not the submission, so that items that were
 //! not sent are found. What was sent but is not in the form was reported by
-//! the readers in `input` and `fhir::response`.
+//! the readers in `input` and `fhir::response`. Each item's state comes
+//! from `enable` before the item is checked: a disabled item gets only
+//! `answered_while_disabled` findings for what was sent, and none of its
+//! answers reach the normalized output.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::input::{Entry, Occurrence};
 use super::value::{check_answer, is_unanswered};
 use super::{Finding, Problem};
-use crate::model::{Item, ItemType};
+use crate::enable::{self, Evaluator, Scope, State};
+use crate::model::{Form, Item, ItemType};
+use crate::rules;
 
 /// Normalized answers of one occurrence.
 #[derive(Debug, Default)]
 pub(crate) struct Normalized {
     /// Valid answers keyed by linkId.
     pub answers: Map<String, Value>,
-    /// True when any item below was answered, validly or not.
+    /// True when any enabled item below was answered, validly or not.
     pub answered: bool,
 }
 
-/// Checks the items of one occurrence and returns their normalized answers.
-pub(crate) fn check_occurrence(items: &[Item], occurrence: &Occurrence<'_>, findings: &mut Vec<Finding>) -> Normalized {
-    check_level(items, occurrence, false, findings)
+/// Checks the top-level occurrence of a submission and returns its
+/// normalized answers.
+pub(crate) fn check_occurrence(form: &Form, occurrence: &Occurrence<'_>, findings: &mut Vec<Finding>) -> Normalized {
+    let expressions = evaluate_enable_expressions(form, occurrence);
+    let mut walk = Walk { evaluator: Evaluator::new(form, expressions), findings };
+    walk.check_level(&Scope::top(occurrence), false)
 }
 
-/// `in_hidden_group` is true inside a hidden group. Its items are not shown
-/// to the patient, so they are never required.
-fn check_level(
-    items: &[Item],
-    occurrence: &Occurrence<'_>,
-    in_hidden_group: bool,
-    findings: &mut Vec<Finding>,
-) -> Normalized {
-    let mut normalized = Normalized::default();
-    for item in items {
-        let entry = occurrence.entries.get(&item.link_id);
-        let required = item.required && !in_hidden_group && !is_exempt_from_required(item);
-        match item.item_type {
-            ItemType::Display => check_display(item, entry, findings),
-            ItemType::Group => {
-                check_group(item, entry, occurrence, required, in_hidden_group, findings, &mut normalized)
-            }
-            _ => check_question(item, entry, occurrence, required, findings, &mut normalized),
+/// Evaluates the form's `enableWhenExpression`s with the rule engine and
+/// returns their results by linkId. The expressions read the normalized
+/// answers of a first walk, in which every item they control counts as
+/// enabled. Forms without such expressions skip that walk.
+///
+/// NOTE: this is one pass, not a fixed point, so an expression that reads
+/// an item controlled by another expression reads that item's answer even
+/// when the other expression disables it. Each item gets one result for
+/// all its occurrences, because the engine evaluates an expression once
+/// per submission.
+fn evaluate_enable_expressions(form: &Form, occurrence: &Occurrence<'_>) -> HashMap<String, bool> {
+    let link_ids = enable::plan(form).expression_items();
+    if link_ids.is_empty() {
+        return HashMap::new();
+    }
+    let mut discarded = Vec::new();
+    let mut first_walk = Walk { evaluator: Evaluator::new(form, HashMap::new()), findings: &mut discarded };
+    let answers = Value::Object(first_walk.check_level(&Scope::top(occurrence), false).answers);
+
+    let mut results = HashMap::new();
+    for link_id in link_ids {
+        let Some(item) = form.item(link_id) else {
+            continue;
+        };
+        if let Some(enabled) = rules::enabled_by_expression(form, item, &answers) {
+            results.insert(link_id.clone(), enabled);
         }
     }
-    normalized
+    results
 }
 
-/// Items whose presence a rule or a calculation decides, or that the
-/// patient cannot see, are not checked for `required`.
-fn is_exempt_from_required(item: &Item) -> bool {
-    item.has_skip_logic() || item.is_calculated() || item.hidden
+struct Walk<'f, 'w> {
+    evaluator: Evaluator<'f>,
+    findings: &'w mut Vec<Finding>,
 }
 
-fn check_display(item: &Item, entry: Option<&Entry<'_>>, findings: &mut Vec<Finding>) {
-    let Some(answer) = entry.and_then(|entry| entry.answers.first()) else {
-        return;
-    };
-    findings.push(Finding {
-        link_id: item.link_id.clone(),
-        pointer: answer.pointer.clone(),
-        problem: Problem::NotAnswerable,
-    });
-}
-
-fn check_question(
-    item: &Item,
-    entry: Option<&Entry<'_>>,
-    occurrence: &Occurrence<'_>,
+/// Properties that a question or group inherits from the walk above it.
+#[derive(Clone, Copy)]
+struct Context {
+    state: State,
     required: bool,
-    findings: &mut Vec<Finding>,
-    normalized: &mut Normalized,
-) {
-    let answers: Vec<_> =
-        entry.into_iter().flat_map(|entry| &entry.answers).filter(|answer| !is_unanswered(item, answer)).collect();
-    let Some(entry) = entry.filter(|_| !answers.is_empty()) else {
-        if required {
-            findings.push(finding(item, occurrence.pointer_for(item), Problem::Required));
-        }
-        return;
-    };
-    normalized.answered = true;
+    /// True inside a hidden group. Its items are not shown to the patient,
+    /// so they are never required.
+    in_hidden_group: bool,
+}
 
-    let pointers: Vec<&str> = answers.iter().map(|answer| answer.pointer.as_str()).collect();
-    let mut complete = check_count(item, &entry.pointer, &pointers, findings);
-    let mut values = Vec::new();
-    for answer in &answers {
-        match check_answer(item, answer) {
-            Ok(value) => values.push(value),
-            Err(problems) => {
-                complete = false;
-                for (pointer, problem) in problems {
-                    findings.push(finding(item, pointer, problem));
+impl Walk<'_, '_> {
+    fn check_level(&mut self, scope: &Scope<'_, '_>, in_hidden_group: bool) -> Normalized {
+        let mut normalized = Normalized::default();
+        for item in scope.items(self.evaluator.form()) {
+            let entry = scope.occurrence().entries.get(&item.link_id);
+            let state = self.evaluator.state(item, scope);
+            if state == State::Disabled {
+                self.report_disabled(item, entry);
+                continue;
+            }
+
+            // An undecided item depends on an answer that has a finding
+            // already, so a `required` finding would only repeat it. An
+            // expression without a result, a calculation, or hiding from
+            // the patient exempts an item too.
+            let exempt = !self.evaluator.is_decided(item) || item.is_calculated() || item.hidden;
+            let required = item.required && state == State::Enabled && !in_hidden_group && !exempt;
+            let context = Context { state, required, in_hidden_group };
+            match item.item_type {
+                ItemType::Display => self.check_display(item, entry),
+                ItemType::Group => self.check_group(item, entry, scope, context, &mut normalized),
+                _ => self.check_question(item, entry, scope, context, &mut normalized),
+            }
+        }
+        normalized
+    }
+
+    fn check_display(&mut self, item: &Item, entry: Option<&Entry<'_>>) {
+        let Some(answer) = entry.and_then(|entry| entry.answers.first()) else {
+            return;
+        };
+        self.findings.push(finding(item, answer.pointer.clone(), Problem::NotAnswerable));
+    }
+
+    fn check_question(
+        &mut self,
+        item: &Item,
+        entry: Option<&Entry<'_>>,
+        scope: &Scope<'_, '_>,
+        context: Context,
+        normalized: &mut Normalized,
+    ) {
+        let answers: Vec<_> =
+            entry.into_iter().flat_map(|entry| &entry.answers).filter(|answer| !is_unanswered(item, answer)).collect();
+        let Some(entry) = entry.filter(|_| !answers.is_empty()) else {
+            if context.required {
+                self.findings.push(finding(item, scope.occurrence().pointer_for(item), Problem::Required));
+            }
+            return;
+        };
+        normalized.answered = true;
+
+        let pointers: Vec<&str> = answers.iter().map(|answer| answer.pointer.as_str()).collect();
+        let mut complete = check_count(item, &entry.pointer, &pointers, self.findings);
+        let mut values = Vec::new();
+        for answer in &answers {
+            match check_answer(item, answer) {
+                Ok(value) => values.push(value),
+                Err(problems) => {
+                    complete = false;
+                    for (pointer, problem) in problems {
+                        self.findings.push(finding(item, pointer, problem));
+                    }
                 }
             }
         }
-    }
 
-    if complete {
-        let value = if item.repeats { Value::Array(values) } else { values.swap_remove(0) };
-        normalized.answers.insert(item.link_id.clone(), value);
-    }
-}
-
-fn check_group(
-    item: &Item,
-    entry: Option<&Entry<'_>>,
-    occurrence: &Occurrence<'_>,
-    required: bool,
-    in_hidden_group: bool,
-    findings: &mut Vec<Finding>,
-    normalized: &mut Normalized,
-) {
-    let Some(entry) = entry.filter(|entry| !entry.occurrences.is_empty()) else {
-        if required {
-            findings.push(finding(item, occurrence.pointer_for(item), Problem::Required));
-        }
-        return;
-    };
-
-    let pointers: Vec<&str> = entry.occurrences.iter().map(|child| child.pointer.as_str()).collect();
-    let complete = check_count(item, &entry.pointer, &pointers, findings);
-    let mut occurrences = Vec::new();
-    for child in &entry.occurrences {
-        let hidden = in_hidden_group || item.hidden;
-        let child_answers = check_level(&item.children, child, hidden, findings);
-        if !child_answers.answered && required {
-            findings.push(finding(item, child.pointer.clone(), Problem::Required));
-        }
-        normalized.answered |= child_answers.answered;
-        if !child_answers.answers.is_empty() {
-            occurrences.push(Value::Object(child_answers.answers));
+        if complete {
+            let value = if item.repeats { Value::Array(values) } else { values.swap_remove(0) };
+            normalized.answers.insert(item.link_id.clone(), value);
         }
     }
 
-    if complete && !occurrences.is_empty() {
-        let value = if item.repeats { Value::Array(occurrences) } else { occurrences.swap_remove(0) };
-        normalized.answers.insert(item.link_id.clone(), value);
+    fn check_group(
+        &mut self,
+        item: &Item,
+        entry: Option<&Entry<'_>>,
+        scope: &Scope<'_, '_>,
+        context: Context,
+        normalized: &mut Normalized,
+    ) {
+        let Some(entry) = entry.filter(|entry| !entry.occurrences.is_empty()) else {
+            if context.required {
+                self.findings.push(finding(item, scope.occurrence().pointer_for(item), Problem::Required));
+            }
+            return;
+        };
+
+        let pointers: Vec<&str> = entry.occurrences.iter().map(|child| child.pointer.as_str()).collect();
+        let complete = check_count(item, &entry.pointer, &pointers, self.findings);
+        let hidden = context.in_hidden_group || item.hidden;
+        let mut occurrences = Vec::new();
+        for child in &entry.occurrences {
+            let child_scope = scope.child(item, child, context.state);
+            let child_answers = self.check_level(&child_scope, hidden);
+            if !child_answers.answered && context.required {
+                self.findings.push(finding(item, child.pointer.clone(), Problem::Required));
+            }
+            normalized.answered |= child_answers.answered;
+            if !child_answers.answers.is_empty() {
+                occurrences.push(Value::Object(child_answers.answers));
+            }
+        }
+
+        if complete && !occurrences.is_empty() {
+            let value = if item.repeats { Value::Array(occurrences) } else { occurrences.swap_remove(0) };
+            normalized.answers.insert(item.link_id.clone(), value);
+        }
+    }
+
+    /// Reports every answer sent for a disabled item, or anywhere inside a
+    /// disabled group, with one `answered_while_disabled` finding each.
+    /// A value sent for a display item stays `not_answerable`.
+    fn report_disabled(&mut self, item: &Item, entry: Option<&Entry<'_>>) {
+        let Some(entry) = entry else {
+            return;
+        };
+        match item.item_type {
+            ItemType::Display => self.check_display(item, Some(entry)),
+            ItemType::Group => {
+                for occurrence in &entry.occurrences {
+                    for child in &item.children {
+                        self.report_disabled(child, occurrence.entries.get(&child.link_id));
+                    }
+                }
+            }
+            _ => {
+                for answer in entry.answers.iter().filter(|answer| !is_unanswered(item, answer)) {
+                    self.findings.push(finding(item, answer.pointer.clone(), Problem::AnsweredWhileDisabled));
+                }
+            }
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub const KNOWN_CODES: &[&str] = &[
     "too_many_repeats",
     "not_answerable",
     "unit_not_allowed",
+    "answered_while_disabled",
+    "rule_violated",
+    "score_mismatch",
 ];
 
 /// Reads a file from `fixtures/real/` at the workspace root.

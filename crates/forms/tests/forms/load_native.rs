@@ -26,8 +26,9 @@ fn symptom_diary_loads() {
     assert_eq!(form.title_in(Language::ZhCn), Some("每日症状日记"));
     assert_eq!(form.title_in(Language::En), Some("Daily symptom diary"));
     assert_eq!(form.declared_version.as_deref(), Some("1.2"));
-    assert_eq!(form.items.len(), 16);
-    assert_eq!(form.all_items().count(), 19);
+    assert_eq!(form.items.len(), 17);
+    assert_eq!(form.all_items().count(), 20);
+    assert_eq!(form.rules[0].key, "strong-pain-described");
     assert_eq!(form.expressions[0].kind, ExpressionKind::Variable);
 }
 
@@ -108,16 +109,18 @@ fn symptom_diary_constraints_compiled() {
 fn symptom_diary_report_lists_kept_rules() {
     let report = native(&local_fixture("symptom-diary.toml")).report;
     let paths: Vec<&str> = report.not_evaluated.iter().map(|notice| notice.path.as_str()).collect();
-    for path in [
-        "items[6].enable_when",
-        "items[6].enable_behavior",
-        "items[11].answer_value_set",
-        "items[14].calculated",
-        "items[15].items[2].expressions[0]",
-        "expressions[0]",
+    assert_eq!(paths, ["items[11].answer_value_set", "items[15].items[2].expressions[0]"]);
+    let supported = report.supported.join("\n");
+    for line in [
+        "1 FHIRPath variable evaluated",
+        "1 calculated item computed on the server",
+        "1 enableWhenExpression evaluated as skip logic",
+        "1 rule checked",
     ] {
-        assert!(paths.contains(&path), "{path} not reported: {paths:?}");
+        assert!(supported.contains(line), "{line} not in {supported}");
     }
+    assert!(!paths.iter().any(|path| path.contains("enable_")), "skip logic is evaluated: {paths:?}");
+    assert!(report.supported.contains(&"enableWhen (evaluated on every submission): 1 item".to_owned()));
 }
 
 #[test]

@@ -737,7 +737,7 @@ required = true
 }
 
 #[test]
-fn skip_logic_item_not_required() {
+fn skip_logic_item_required_when_enabled() {
     let form = r#"
 [[items]]
 link_id = "smoker"
@@ -750,21 +750,31 @@ required = true
 enable_when = [{ question = "smoker", operator = "=", answer = true }]
 "#;
     check(form, json!({ "smoker": false }), &[]);
+    check(form, json!({}), &[]);
+    check(form, json!({ "smoker": true }), &[("required", "/answers/packs")]);
     check(form, json!({ "smoker": true, "packs": "2" }), &[("wrong_type", "/answers/packs")]);
 }
 
 #[test]
-fn enable_when_expression_item_not_required() {
-    let form = r#"
+fn enable_when_expression_decides_required() {
+    let form = |expression: &str| {
+        format!(
+            r#"
 [[items]]
 link_id = "x"
 type = "string"
 required = true
-expressions = [{ kind = "enableWhenExpression", expression = "true" }]
-"#;
-    check(form, json!({}), &[]);
+expressions = [{{ kind = "enableWhenExpression", expression = "{expression}" }}]
+"#
+        )
+    };
+    check(&form("true"), json!({}), &[("required", "/answers/x")]);
+    check(&form("false"), json!({}), &[]);
+    check(&form("false"), json!({ "x": "y" }), &[("answered_while_disabled", "/answers/x")]);
 }
 
+/// A value sent for a calculated item is stored as sent; a different value
+/// raises a data query, and the computed value is reported as a score.
 #[test]
 fn calculated_item_value_stored_as_sent() {
     let form = r#"
@@ -775,8 +785,10 @@ required = true
 calculated = "1 + 1"
 "#;
     check(form, json!({}), &[]);
-    let checked = check(form, json!({ "score": 13 }), &[]);
+    check(form, json!({ "score": 2 }), &[]);
+    let checked = check(form, json!({ "score": 13 }), &[("score_mismatch", "/answers/score")]);
     assert_eq!(checked.normalized, json!({ "score": 13 }));
+    assert_eq!(checked.scores[0].value, Some(rust_decimal::Decimal::from(2)));
     check(form, json!({ "score": "13" }), &[("wrong_type", "/answers/score")]);
 }
 

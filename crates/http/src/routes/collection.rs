@@ -2,10 +2,10 @@
 //! kept so existing patient apps work unchanged.
 //!
 //! Replies keep the old shape `{status: "success" | "error", message}` and
-//! add `submissionId`, the receipt fields and, on errors, `code` and
-//! `errors`. Unlike the versioned API, a stored submission answers 200
-//! (created or replayed alike) and failed validation answers 400, as the
-//! old clients expect.
+//! add `submissionId`, the receipt fields (the receipt's own status as
+//! `submissionStatus`) and, on errors, `code` and `errors`. Unlike the
+//! versioned API, a stored submission answers 200 (created or replayed
+//! alike) and failed validation answers 400, as the old clients expect.
 
 use axum::Json;
 use axum::body::Body;
@@ -17,18 +17,26 @@ use serde::Serialize;
 use crate::body::{self, SEED_MEDIA_TYPES};
 use crate::envelope;
 use crate::error::{ApiError, SeedError};
-use crate::intake::{self, ReceiptBody, Target};
+use crate::intake::{self, QueryRefBody, ReceiptBody, Target};
 use crate::language::Language;
 use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
+/// The old success shape, whose `status` is always `success`; the receipt's
+/// own status travels as `submissionStatus`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SuccessBody {
     status: &'static str,
     message: &'static str,
-    #[serde(flatten)]
-    receipt: ReceiptBody,
+    submission_id: String,
+    trial_id: String,
+    form_id: String,
+    form_version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    received_at: time::OffsetDateTime,
+    submission_status: &'static str,
+    queries: Vec<QueryRefBody>,
 }
 
 /// Accepts `{patientId, trialId, formContent}` where `formContent` is a JSON
@@ -41,7 +49,18 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, request_b
                 Language::En => "Submission received.",
                 Language::ZhCn => "提交成功。",
             };
-            (StatusCode::OK, Json(SuccessBody { status: "success", message, receipt })).into_response()
+            let body = SuccessBody {
+                status: "success",
+                message,
+                submission_id: receipt.submission_id,
+                trial_id: receipt.trial_id,
+                form_id: receipt.form_id,
+                form_version: receipt.form_version,
+                received_at: receipt.received_at,
+                submission_status: receipt.status,
+                queries: receipt.queries,
+            };
+            (StatusCode::OK, Json(body)).into_response()
         }
         Err(error) => error.into_response(),
     }

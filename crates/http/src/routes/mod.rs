@@ -2,4 +2,5 @@
 
 pub mod collection;
 pub mod health;
+pub mod queries;
 pub mod submissions;

@@ -17,6 +17,8 @@ use crate::body::{self, MediaType, SUBMISSION_MEDIA_TYPES};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::intake::{self, Disposition, Target};
+use crate::language::Language;
+use crate::routes::queries::{QueryBody, query_body};
 use crate::state::AppState;
 
 /// Query parameters of the submission endpoint.
@@ -82,6 +84,12 @@ struct StoredBody {
     received: Box<RawValue>,
     /// The answers as validated and normalized.
     answers: Box<RawValue>,
+    /// Scores computed on the server at intake: `[{name, value, sent}]`.
+    scores: Box<RawValue>,
+    /// `accepted` or `accepted_with_queries`.
+    status: &'static str,
+    /// Data queries on this submission, with their current status.
+    queries: Vec<QueryBody>,
 }
 
 /// Returns a stored submission to an operator holding the bearer token.
@@ -103,6 +111,10 @@ pub async fn get(
         .map_err(|error| anyhow::anyhow!("stored raw answers are not JSON: {error}"))?;
     let answers = RawValue::from_string(stored.normalized_answers)
         .map_err(|error| anyhow::anyhow!("stored normalized answers are not JSON: {error}"))?;
+    let scores =
+        RawValue::from_string(stored.scores).map_err(|error| anyhow::anyhow!("stored scores are not JSON: {error}"))?;
+    let language = Language::negotiate(&headers, state.settings.default_language);
+    let queries = stored.queries.into_iter().map(|query| query_body(query, language)).collect::<Result<_, _>>()?;
     let body = StoredBody {
         submission_id: stored.submission_id,
         trial_id: stored.trial_id,
@@ -114,6 +126,9 @@ pub async fn get(
         source: stored.source.as_str(),
         received,
         answers,
+        scores,
+        status: stored.status.as_str(),
+        queries,
     };
     Ok(Json(body).into_response())
 }
@@ -121,7 +136,7 @@ pub async fn get(
 /// Checks `Authorization: Bearer <token>` against the configured operator
 /// token in constant time (both sides are hashed first, so the comparison
 /// leaks neither content nor length).
-fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.settings.operator_token else {
         return Err(ApiError::Unauthorized);
     };

@@ -5,7 +5,7 @@ use std::time::Duration;
 use epro_store::{NewSubmission, Store, StoreError, SubmitOutcome};
 use tokio::task::JoinHandle;
 
-use crate::support::{TestStore, hold_write_lock, sha256_stand_in, submission, wait_for_queue_depth};
+use crate::support::{TestStore, hold_write_lock, new_query, sha256_stand_in, submission, wait_for_queue_depth};
 
 type SubmitTask = JoinHandle<Result<SubmitOutcome, StoreError>>;
 
@@ -91,6 +91,52 @@ async fn failing_row_spares_its_neighbours() {
     assert_eq!(test.count("audit_events", "1"), 3);
     let empty_actor_id = empty_actor.submission_id.to_string();
     assert_eq!(test.count("outbox_events", &format!("submission_id = '{empty_actor_id}'")), 0);
+}
+
+/// A data query that fails its CHECK is written after its submission row. The whole
+/// submission, with its other query and its outbox rows, must be rolled back. The
+/// submissions around it in the batch still commit with their queries.
+#[tokio::test]
+async fn failing_query_spares_its_neighbours() {
+    let test = TestStore::open().await;
+    let store = &test.store;
+    let mut other_process = test.connection();
+    let lock = hold_write_lock(&mut other_process);
+
+    let blocker = spawn_queued(store, [submission(1)]).await;
+    wait_for_queue_depth(store, 0).await;
+    let mut before = submission(2);
+    before.queries = vec![new_query("pain", "rule_violated", "pain-max")];
+    let mut failing = submission(3);
+    let mut bad_params = new_query("", "score_mismatch", "total");
+    bad_params.params = "{not json".to_owned();
+    failing.queries = vec![new_query("pain", "rule_violated", "pain-max"), bad_params];
+    let mut after = submission(4);
+    after.queries = vec![new_query("mood", "rule_violated", "")];
+    let tasks = spawn_queued(store, [before.clone(), failing.clone(), after.clone()]).await;
+    wait_for_queue_depth(store, 3).await;
+    drop(lock);
+
+    join_all(blocker).await;
+    let results = join_all(tasks).await;
+
+    assert_eq!(store.stats().batches_committed, 2);
+    assert!(matches!(results[0], Ok(SubmitOutcome::Created(_))), "{:?}", results[0]);
+    let Err(StoreError::Internal(error)) = &results[1] else {
+        panic!("invalid params were not rejected: {:?}", results[1]);
+    };
+    assert!(format!("{error:#}").contains("json_valid(params)"), "{error:#}");
+    assert!(matches!(results[2], Ok(SubmitOutcome::Created(_))), "{:?}", results[2]);
+    let failing_id = &failing.submission_id;
+    assert_eq!(test.count("submissions", &format!("submission_id = '{failing_id}'")), 0);
+    assert_eq!(test.count("data_queries", &format!("submission_id = '{failing_id}'")), 0);
+    assert_eq!(test.count("outbox_events", &format!("submission_id = '{failing_id}'")), 0);
+    assert_eq!(test.count("audit_events", &format!("entity_id = '{failing_id}'")), 0);
+    for neighbour in [&before, &after] {
+        let id = &neighbour.submission_id;
+        assert_eq!(test.count("data_queries", &format!("submission_id = '{id}'")), 1, "queries of {id}");
+        assert_eq!(test.count("outbox_events", &format!("submission_id = '{id}'")), 1, "outbox of {id}");
+    }
 }
 
 /// A resubmission in the same batch as the original finds the uncommitted row.

@@ -1,7 +1,10 @@
 //! Tests of epro-store against real SQLite files in temporary directories.
 
 mod batching;
+mod intake;
 mod outbox;
+mod queries;
+mod revalidation;
 mod schema;
 mod submit;
 mod support;

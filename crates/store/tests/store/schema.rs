@@ -1,8 +1,11 @@
 //! Schema guarantees: append-only tables, migrations and opening rules.
 
-use epro_store::{SCHEMA_VERSION, Store, StoreConfig};
+use epro_store::{QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig, SubmissionStatus};
 
-use crate::support::{TestStore, submission};
+use crate::support::{TestStore, new_query, submission, submit_created};
+
+/// The first migration as released, to build a database the way an older epro did.
+const INITIAL_SCHEMA: &str = include_str!("../../migrations/sqlite/0001_initial.sql");
 
 /// Runs `sql` on a second connection and returns SQLite's error message.
 fn rejected(test: &TestStore, sql: &str) -> String {
@@ -46,6 +49,119 @@ async fn outbox_events_reject_content_update() {
     let update = rejected(&test, "UPDATE outbox_events SET payload = '{}'");
 
     assert!(update.contains("outbox_events content is immutable"), "{update}");
+}
+
+#[tokio::test]
+async fn data_queries_reject_delete_and_content_update() {
+    let test = TestStore::open().await;
+    let mut new = submission(1);
+    new.queries = vec![new_query("pain", "rule_violated", "pain-max")];
+    let query_id = submit_created(&test.store, new).await.queries[0].query_id.clone();
+
+    let delete = rejected(&test, "DELETE FROM data_queries");
+    let content_updates = [
+        "UPDATE data_queries SET params = '{}'",
+        "UPDATE data_queries SET item = 'mood'",
+        "UPDATE data_queries SET origin = 'revalidation'",
+        "UPDATE data_queries SET status = 'closed', code = 'other'",
+    ];
+
+    assert!(delete.contains("data_queries are never deleted"), "{delete}");
+    for sql in content_updates {
+        let update = rejected(&test, sql);
+        assert!(update.contains("data_queries content is immutable"), "{sql}: {update}");
+    }
+    let stored = test.store.query(&query_id).await.expect("read").expect("query kept");
+    assert_eq!(stored.status, QueryStatus::Open);
+    assert_eq!(stored.item, "pain");
+    assert_eq!(stored.params, r#"{"min":0,"max":10}"#);
+}
+
+#[tokio::test]
+async fn data_query_events_reject_update_and_delete() {
+    let test = TestStore::open().await;
+    let mut new = submission(1);
+    new.queries = vec![new_query("pain", "rule_violated", "pain-max")];
+    let query_id = submit_created(&test.store, new).await.queries[0].query_id.clone();
+    let change = epro_store::QueryStatusChange {
+        query_id,
+        status: QueryStatus::Answered,
+        comment: "confirmed".to_owned(),
+        actor: "staff:S-017".to_owned(),
+        request_id: None,
+    };
+    test.store.update_query_status(change).await.expect("answer");
+
+    let update = rejected(&test, "UPDATE data_query_events SET comment = 'rewritten'");
+    let delete = rejected(&test, "DELETE FROM data_query_events");
+
+    assert!(update.contains("data_query_events is append-only"), "{update}");
+    assert!(delete.contains("data_query_events is append-only"), "{delete}");
+    assert_eq!(test.count("data_query_events", "comment = 'confirmed'"), 1);
+}
+
+#[tokio::test]
+async fn derived_records_reject_update_and_delete() {
+    let test = TestStore::open().await;
+    let new = submission(1);
+    submit_created(&test.store, new.clone()).await;
+    let record = Revalidation {
+        run_id: "run-1".to_owned(),
+        submission_id: new.submission_id,
+        form_version: "1.0.0".to_owned(),
+        scores: "[]".to_owned(),
+        findings: "[]".to_owned(),
+        queries: Vec::new(),
+        actor: "operator:cli".to_owned(),
+    };
+    test.store.record_revalidation(record).await.expect("record");
+
+    let update = rejected(&test, "UPDATE derived_records SET scores = '[1]'");
+    let delete = rejected(&test, "DELETE FROM derived_records");
+
+    assert!(update.contains("derived_records is append-only"), "{update}");
+    assert!(delete.contains("derived_records is append-only"), "{delete}");
+    assert_eq!(test.count("derived_records", "scores = '[]'"), 1);
+}
+
+/// A file written by a build that had only the first migration gains the new columns
+/// with their defaults, and its rows read back unchanged.
+#[tokio::test]
+async fn open_migrates_initial_schema_database() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let config = StoreConfig::new(directory.path().join("epro.db"));
+    let old = rusqlite::Connection::open(&config.path).expect("create old database");
+    old.execute_batch(INITIAL_SCHEMA).expect("run the first migration");
+    old.pragma_update(None, "user_version", 1).expect("record the first migration");
+    old.execute(
+        r#"INSERT INTO submissions (
+            submission_id, trial_id, form_id, form_version, patient_id, completed_at,
+            completed_at_offset_seconds, received_at, source, raw_answers, normalized_answers,
+            content_sha256, request_id
+        ) VALUES ('old-1', 'TRIAL-A', 'pain-diary', '1.0.0', 'P-001', '2024-12-01T02:00:00Z',
+            28800, '2024-12-01T02:00:05Z', 'native', '{"pain":3}', '{"pain":3}', zeroblob(32), NULL)"#,
+        [],
+    )
+    .expect("insert old submission");
+    drop(old);
+
+    let store = Store::open(config.clone()).await.expect("open and migrate");
+    let stored = store.submission("old-1").await.expect("read").expect("old submission kept");
+    let receipt = submit_created(&store, submission(1)).await;
+    let user_version: u32 = rusqlite::Connection::open(&config.path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("read user_version");
+
+    assert_eq!(stored.scores, "[]");
+    assert_eq!(stored.status, SubmissionStatus::Accepted);
+    assert!(stored.queries.is_empty());
+    assert_eq!(stored.raw_answers, r#"{"pain":3}"#);
+    assert_eq!(stored.completed_at.offset().whole_seconds(), 28800);
+    assert_eq!(receipt.status, SubmissionStatus::Accepted);
+    assert_eq!(user_version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    store.close().await;
 }
 
 #[tokio::test]

@@ -90,6 +90,7 @@ async fn submit_writes_outbox_and_audit_rows() {
         serde_json::json!({
             "formId": "pain-diary",
             "formVersion": "1.0.0",
+            "status": "accepted",
             "completedAt": "2025-03-01T21:15:30.123456789+08:00",
             "receivedAt": new.received_at.format(&Rfc3339).expect("format receivedAt"),
         })

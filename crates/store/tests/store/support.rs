@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use epro_store::{NewSubmission, SourceFormat, Store, StoreConfig};
+use epro_store::{NewQuery, NewSubmission, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
 use rusqlite::Connection;
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -66,8 +66,29 @@ pub fn submission(pain: u32) -> NewSubmission {
         raw_answers: answers.clone(),
         normalized_answers: answers,
         content_sha256: sha256_stand_in(pain),
+        scores: "[]".to_owned(),
+        queries: Vec::new(),
+        alerts: Vec::new(),
         actor: "patient:P-001".to_owned(),
         request_id: Some(format!("req-{pain}")),
+    }
+}
+
+/// Builds a data query with small message parameters.
+pub fn new_query(item: &str, code: &str, rule: &str) -> NewQuery {
+    NewQuery {
+        item: item.to_owned(),
+        code: code.to_owned(),
+        rule: rule.to_owned(),
+        params: r#"{"min":0,"max":10}"#.to_owned(),
+    }
+}
+
+/// Submits `new` and returns its receipt, failing the test unless it was created.
+pub async fn submit_created(store: &Store, new: NewSubmission) -> Receipt {
+    match store.submit(new).await.expect("submit") {
+        SubmitOutcome::Created(receipt) => receipt,
+        other => panic!("submission was not created: {other:?}"),
     }
 }
 
