@@ -341,7 +341,10 @@ impl<'f> Evaluator<'f> {
     pub(crate) fn state(&mut self, item: &Item, scope: &Scope<'_, '_>) -> State {
         let plan = self.plan;
         let mut inherited = scope.state;
-        if inherited == State::Disabled || (plan.rules.is_empty() && self.expressions.is_empty()) {
+        // Most items have no skip logic of their own, and checking that
+        // first saves two lookups by linkId for each of them.
+        let unconditional = item.enable_when.is_empty() && !has_enable_expression(item);
+        if inherited == State::Disabled || unconditional || (plan.rules.is_empty() && self.expressions.is_empty()) {
             return inherited;
         }
         if let Some(enabled) = self.expressions.get(&item.link_id) {
@@ -424,7 +427,7 @@ impl<'f> Evaluator<'f> {
             return;
         };
         let state = self.state(item, scope);
-        let entry = scope.occurrence.entries.get(&item.link_id);
+        let entry = scope.occurrence.entry(*position);
 
         if !rest.is_empty() {
             let occurrences = entry.map(|entry| entry.occurrences.as_slice()).unwrap_or_default();

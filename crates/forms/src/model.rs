@@ -332,6 +332,12 @@ impl Form {
         Some(item)
     }
 
+    /// Returns the item indexes from `items` down to the item with
+    /// `link_id`: its position in each enclosing group, then its own.
+    pub(crate) fn item_positions(&self, link_id: &str) -> Option<&[usize]> {
+        self.index.get(link_id).map(Vec::as_slice)
+    }
+
     /// Returns the items from a top-level item down to the item with
     /// `link_id`, which comes last.
     pub fn item_path(&self, link_id: &str) -> Option<Vec<&Item>> {

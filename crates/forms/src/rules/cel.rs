@@ -745,6 +745,11 @@ pub(crate) fn to_decimal(number: f64) -> Option<Decimal> {
     if number.abs() < 1e-28 {
         return Some(Decimal::ZERO);
     }
+    // Most scores are whole numbers, which need no rounding below 1e12 and
+    // convert without formatting the double.
+    if number.fract() == 0.0 && number.abs() < 1e12 {
+        return Some(Decimal::from(number as i64));
+    }
     let scientific = format!("{number:.11e}");
     let decimal = Decimal::from_scientific(&scientific).ok()?.normalize();
     Some(if decimal.is_zero() { Decimal::ZERO } else { decimal })

@@ -187,8 +187,10 @@ impl VariableResolver for Resolver<'_> {
             return facts.answers_map.as_deref().map(CowVal::Borrowed);
         }
         let bound = name.strip_prefix('@')?;
-        let (kind, position) = match bound.split_once('/') {
-            Some((kind, position)) => (kind, position.parse::<usize>().ok()?),
+        // A byte search, because `split_once` costs more than the rest of
+        // the lookup on names this short.
+        let (kind, position) = match bound.bytes().position(|byte| byte == b'/') {
+            Some(slash) => (&bound[..slash], bound[slash + 1..].parse::<usize>().ok()?),
             None => (bound, 0),
         };
         let null = || CowVal::Borrowed(&NULL as &dyn Val);
@@ -320,10 +322,16 @@ fn collect_answers<'j>(fact: &ItemFact, groups: &[(String, bool)], level: &'j Js
 /// Returns the score of the option an answer chose, if it has one. A
 /// Coding matches by code, and by system when both have one.
 fn option_ordinal(fact: &ItemFact, answer: &Json) -> Option<f64> {
+    // A Coding's fields are read once here, not once per option.
+    let (answer_code, answer_system) = match answer {
+        Json::Object(coding) => {
+            (coding.get("code").and_then(Json::as_str), coding.get("system").and_then(Json::as_str))
+        }
+        _ => (None, None),
+    };
     let chosen = |option: &OptionValue| match (option, answer) {
-        (OptionValue::Coding { system, code, .. }, Json::Object(coding)) => {
-            let same_code = coding.get("code").and_then(Json::as_str) == Some(code.as_str());
-            let answer_system = coding.get("system").and_then(Json::as_str);
+        (OptionValue::Coding { system, code, .. }, Json::Object(_)) => {
+            let same_code = answer_code == Some(code.as_str());
             let same_system = match (system.as_deref(), answer_system) {
                 (Some(expected), Some(found)) => expected == found,
                 _ => true,

@@ -195,7 +195,7 @@ pub enum Hint {
 /// such as `/answers`, and prefixes every finding's pointer.
 pub fn check_native(form: &Form, answers: &Value, pointer_base: &str) -> Checked {
     let mut findings = Vec::new();
-    let occurrence = input::read_native(&form.items, answers, pointer_base, &mut findings);
+    let occurrence = input::read_native(form, answers, pointer_base, &mut findings);
     let normalized = walk::check_occurrence(form, &occurrence, &mut findings);
     let mut checked =
         Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() };
@@ -210,7 +210,7 @@ pub fn check_native(form: &Form, answers: &Value, pointer_base: &str) -> Checked
 /// such as `/item`, and prefixes every finding's pointer.
 pub fn check_fhir_items(form: &Form, items: &Value, pointer_base: &str) -> Checked {
     let mut findings = Vec::new();
-    let occurrence = response::read_items(&form.items, items, pointer_base, &mut findings);
+    let occurrence = response::read_items(form, items, pointer_base, &mut findings);
     let normalized = walk::check_occurrence(form, &occurrence, &mut findings);
     let mut checked =
         Checked { normalized: Value::Object(normalized.answers), findings, scores: Vec::new(), alerts: Vec::new() };

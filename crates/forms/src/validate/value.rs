@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Number, Value};
 
-use super::input::Answer;
+use super::input::{Answer, Pointer};
 use super::{Expected, Hint, Problem};
 use crate::model::{Bound, Item, ItemType, OptionValue, Unit};
 use crate::primitive::{self, DateTimeError, FhirDate, FhirDateTime, FhirTime};
@@ -18,7 +18,7 @@ const QUANTITY_KEYS: &[&str] = &["value", "unit", "code", "system"];
 /// Checks one answer and returns its normalized value, or the problems
 /// found with their pointers.
 pub(crate) fn check_answer(item: &Item, answer: &Answer<'_>) -> Result<Value, Vec<(String, Problem)>> {
-    let mut check = Check { item, pointer: answer.pointer.clone(), problems: Vec::new() };
+    let mut check = Check { item, pointer: &answer.pointer, problems: Vec::new() };
 
     if let Some(kind) = answer.fhir_kind {
         let allowed = fhir_kinds(item);
@@ -44,7 +44,7 @@ pub(crate) fn check_answer(item: &Item, answer: &Answer<'_>) -> Result<Value, Ve
         ItemType::Choice | ItemType::OpenChoice => check.choice(value, answer.fhir_kind),
         ItemType::Quantity => check.quantity(value),
         ItemType::Display | ItemType::Group => {
-            check.problems.push((check.pointer.clone(), Problem::NotAnswerable));
+            check.problems.push((check.pointer.render(), Problem::NotAnswerable));
             None
         }
     };
@@ -132,13 +132,14 @@ enum ChoiceInput<'a> {
 
 struct Check<'a> {
     item: &'a Item,
-    pointer: String,
+    /// Pointer of the answer, rendered only for a problem.
+    pointer: &'a Pointer<'a>,
     problems: Vec<(String, Problem)>,
 }
 
 impl Check<'_> {
     fn wrong_type(&mut self, expected: Expected, hint: Option<Hint>) {
-        self.problems.push((self.pointer.clone(), Problem::WrongType { expected, hint }));
+        self.problems.push((self.pointer.render(), Problem::WrongType { expected, hint }));
     }
 
     fn out_of_range(&mut self, pointer: String) {
@@ -188,14 +189,14 @@ impl Check<'_> {
                 min: Some(bound_text(&self.item.constraints.min, i32::MIN)),
                 max: Some(bound_text(&self.item.constraints.max, i32::MAX)),
             };
-            self.problems.push((self.pointer.clone(), problem));
+            self.problems.push((self.pointer.render(), problem));
             return None;
         };
 
         let below = matches!(self.item.constraints.min, Some(Bound::Integer(min)) if integer < min);
         let above = matches!(self.item.constraints.max, Some(Bound::Integer(max)) if integer > max);
         if below || above {
-            self.out_of_range(self.pointer.clone());
+            self.out_of_range(self.pointer.render());
             return None;
         }
         Some(integer)
@@ -204,25 +205,28 @@ impl Check<'_> {
     /// Checks a decimal (or a quantity's value) and returns the number as
     /// sent, so that normalizing keeps its digits.
     fn decimal<'v>(&mut self, value: &'v Value, expected: Expected) -> Option<&'v Number> {
-        let pointer = self.pointer.clone();
-        self.decimal_at(value, expected, pointer)
+        self.decimal_at(value, expected, "")
     }
 
-    fn decimal_at<'v>(&mut self, value: &'v Value, expected: Expected, pointer: String) -> Option<&'v Number> {
+    /// Checks a decimal at `suffix` below the answer's pointer, such as
+    /// `/value` for a quantity's value.
+    fn decimal_at<'v>(&mut self, value: &'v Value, expected: Expected, suffix: &str) -> Option<&'v Number> {
+        let answer_pointer = self.pointer;
+        let pointer = || format!("{}{suffix}", answer_pointer.render());
         let number = match value {
             Value::Number(number) => number,
             Value::String(text) => {
                 let hint = numeric_string_hint(text);
-                self.problems.push((pointer, Problem::WrongType { expected, hint }));
+                self.problems.push((pointer(), Problem::WrongType { expected, hint }));
                 return None;
             }
             _ => {
-                self.problems.push((pointer, Problem::WrongType { expected, hint: None }));
+                self.problems.push((pointer(), Problem::WrongType { expected, hint: None }));
                 return None;
             }
         };
         let Some(decimal) = primitive::decimal_from_json(number) else {
-            self.out_of_range(pointer);
+            self.out_of_range(pointer());
             return None;
         };
 
@@ -230,10 +234,10 @@ impl Check<'_> {
         if let Some(max_decimal_places) = self.item.constraints.max_decimal_places
             && decimal.scale() > max_decimal_places
         {
-            self.problems.push((pointer.clone(), Problem::TooManyDecimals { max_decimal_places }));
+            self.problems.push((pointer(), Problem::TooManyDecimals { max_decimal_places }));
         }
         if !decimal_in_range(decimal, &self.item.constraints.min, &self.item.constraints.max) {
-            self.out_of_range(pointer);
+            self.out_of_range(pointer());
         }
         (self.problems.len() == problems_before).then_some(number)
     }
@@ -254,14 +258,14 @@ impl Check<'_> {
         if let Some(max_length) = self.item.constraints.max_length {
             let length = text.chars().count();
             if length > max_length {
-                self.problems.push((self.pointer.clone(), Problem::TooLong { max_length, length }));
+                self.problems.push((self.pointer.render(), Problem::TooLong { max_length, length }));
             }
         }
         if let Some(pattern) = &self.item.constraints.regex
             && !pattern.matches(text)
         {
             let problem = Problem::PatternMismatch { pattern: pattern.source.clone() };
-            self.problems.push((self.pointer.clone(), problem));
+            self.problems.push((self.pointer.render(), problem));
         }
         self.problems.len() == problems_before
     }
@@ -308,7 +312,7 @@ impl Check<'_> {
         let below = as_range(&self.item.constraints.min).is_some_and(|min| value.earliest() < min.earliest());
         let above = as_range(&self.item.constraints.max).is_some_and(|max| value.latest() > max.latest());
         if below || above {
-            self.out_of_range(self.pointer.clone());
+            self.out_of_range(self.pointer.render());
             return false;
         }
         true
@@ -326,7 +330,7 @@ impl Check<'_> {
         let below = matches!(&self.item.constraints.min, Some(Bound::Time(min)) if time.value() < min.value());
         let above = matches!(&self.item.constraints.max, Some(Bound::Time(max)) if time.value() > max.value());
         if below || above {
-            self.out_of_range(self.pointer.clone());
+            self.out_of_range(self.pointer.render());
             return None;
         }
         Some(Value::String(text.to_owned()))
@@ -458,7 +462,7 @@ impl Check<'_> {
 
     fn not_an_option(&mut self) {
         let allowed = self.item.options.iter().map(|option| option.value.as_text()).collect();
-        self.problems.push((self.pointer.clone(), Problem::NotAnOption { allowed }));
+        self.problems.push((self.pointer.render(), Problem::NotAnOption { allowed }));
     }
 
     /// Checks that a valid value of a string, integer, date or time item
@@ -509,8 +513,7 @@ impl Check<'_> {
             return None;
         };
 
-        let value_pointer = format!("{}/value", self.pointer);
-        let number = self.decimal_at(amount, Expected::Decimal, value_pointer);
+        let number = self.decimal_at(amount, Expected::Decimal, "/value");
         let text = |key: &str| quantity.get(key).and_then(Value::as_str);
         let unit = self.allowed_unit(text("code"), text("system"), text("unit"));
         let (number, unit) = (number?, unit?);
@@ -555,7 +558,7 @@ impl Check<'_> {
         };
         if found.is_none() {
             let allowed = units.iter().map(Unit::label).collect();
-            self.problems.push((self.pointer.clone(), Problem::UnitNotAllowed { allowed }));
+            self.problems.push((self.pointer.render(), Problem::UnitNotAllowed { allowed }));
             return None;
         }
         Some(found)

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::input::{Entry, Occurrence};
+use super::input::{Entry, Occurrence, Pointer};
 use super::value::{check_answer, is_unanswered};
 use super::{Finding, Problem};
 use crate::enable::{self, Evaluator, Scope, State};
@@ -85,8 +85,8 @@ struct Context {
 impl Walk<'_, '_> {
     fn check_level(&mut self, scope: &Scope<'_, '_>, in_hidden_group: bool) -> Normalized {
         let mut normalized = Normalized::default();
-        for item in scope.items(self.evaluator.form()) {
-            let entry = scope.occurrence().entries.get(&item.link_id);
+        for (position, item) in scope.items(self.evaluator.form()).iter().enumerate() {
+            let entry = scope.occurrence().entry(position);
             let state = self.evaluator.state(item, scope);
             if state == State::Disabled {
                 self.report_disabled(item, entry);
@@ -102,8 +102,8 @@ impl Walk<'_, '_> {
             let context = Context { state, required, in_hidden_group };
             match item.item_type {
                 ItemType::Display => self.check_display(item, entry),
-                ItemType::Group => self.check_group(item, entry, scope, context, &mut normalized),
-                _ => self.check_question(item, entry, scope, context, &mut normalized),
+                ItemType::Group => self.check_group(position, item, entry, scope, context, &mut normalized),
+                _ => self.check_question(position, item, entry, scope, context, &mut normalized),
             }
         }
         normalized
@@ -113,31 +113,31 @@ impl Walk<'_, '_> {
         let Some(answer) = entry.and_then(|entry| entry.answers.first()) else {
             return;
         };
-        self.findings.push(finding(item, answer.pointer.clone(), Problem::NotAnswerable));
+        self.findings.push(finding(item, answer.pointer.render(), Problem::NotAnswerable));
     }
 
-    fn check_question(
+    fn check_question<'e>(
         &mut self,
+        position: usize,
         item: &Item,
-        entry: Option<&Entry<'_>>,
+        entry: Option<&'e Entry<'_>>,
         scope: &Scope<'_, '_>,
         context: Context,
         normalized: &mut Normalized,
     ) {
-        let answers: Vec<_> =
-            entry.into_iter().flat_map(|entry| &entry.answers).filter(|answer| !is_unanswered(item, answer)).collect();
-        let Some(entry) = entry.filter(|_| !answers.is_empty()) else {
+        let given_answers = |entry: &'e Entry<'_>| entry.answers.iter().filter(|answer| !is_unanswered(item, answer));
+        let Some(entry) = entry.filter(|entry| given_answers(entry).next().is_some()) else {
             if context.required {
-                self.findings.push(finding(item, scope.occurrence().pointer_for(item), Problem::Required));
+                self.findings.push(finding(item, scope.occurrence().pointer_for(position, item), Problem::Required));
             }
             return;
         };
         normalized.answered = true;
 
-        let pointers: Vec<&str> = answers.iter().map(|answer| answer.pointer.as_str()).collect();
-        let mut complete = check_count(item, &entry.pointer, &pointers, self.findings);
+        let pointer_of = |index: usize| given_answers(entry).nth(index).map(|answer| &answer.pointer);
+        let mut complete = check_count(item, &entry.pointer, given_answers(entry).count(), pointer_of, self.findings);
         let mut values = Vec::new();
-        for answer in &answers {
+        for answer in given_answers(entry) {
             match check_answer(item, answer) {
                 Ok(value) => values.push(value),
                 Err(problems) => {
@@ -157,6 +157,7 @@ impl Walk<'_, '_> {
 
     fn check_group(
         &mut self,
+        position: usize,
         item: &Item,
         entry: Option<&Entry<'_>>,
         scope: &Scope<'_, '_>,
@@ -165,20 +166,20 @@ impl Walk<'_, '_> {
     ) {
         let Some(entry) = entry.filter(|entry| !entry.occurrences.is_empty()) else {
             if context.required {
-                self.findings.push(finding(item, scope.occurrence().pointer_for(item), Problem::Required));
+                self.findings.push(finding(item, scope.occurrence().pointer_for(position, item), Problem::Required));
             }
             return;
         };
 
-        let pointers: Vec<&str> = entry.occurrences.iter().map(|child| child.pointer.as_str()).collect();
-        let complete = check_count(item, &entry.pointer, &pointers, self.findings);
+        let pointer_of = |index: usize| entry.occurrences.get(index).map(|child| &child.pointer);
+        let complete = check_count(item, &entry.pointer, entry.occurrences.len(), pointer_of, self.findings);
         let hidden = context.in_hidden_group || item.hidden;
         let mut occurrences = Vec::new();
         for child in &entry.occurrences {
             let child_scope = scope.child(item, child, context.state);
             let child_answers = self.check_level(&child_scope, hidden);
             if !child_answers.answered && context.required {
-                self.findings.push(finding(item, child.pointer.clone(), Problem::Required));
+                self.findings.push(finding(item, child.pointer.render(), Problem::Required));
             }
             normalized.answered |= child_answers.answered;
             if !child_answers.answers.is_empty() {
@@ -203,14 +204,14 @@ impl Walk<'_, '_> {
             ItemType::Display => self.check_display(item, Some(entry)),
             ItemType::Group => {
                 for occurrence in &entry.occurrences {
-                    for child in &item.children {
-                        self.report_disabled(child, occurrence.entries.get(&child.link_id));
+                    for (position, child) in item.children.iter().enumerate() {
+                        self.report_disabled(child, occurrence.entry(position));
                     }
                 }
             }
             _ => {
                 for answer in entry.answers.iter().filter(|answer| !is_unanswered(item, answer)) {
-                    self.findings.push(finding(item, answer.pointer.clone(), Problem::AnsweredWhileDisabled));
+                    self.findings.push(finding(item, answer.pointer.render(), Problem::AnsweredWhileDisabled));
                 }
             }
         }
@@ -218,23 +219,29 @@ impl Walk<'_, '_> {
 }
 
 /// Checks the number of answers or occurrences against `min_occurs` and
-/// the maximum. `pointers` has one pointer per answer or occurrence, and a
-/// `too_many_repeats` finding points at the first one over the maximum.
-/// Returns false when a limit is broken.
-fn check_count(item: &Item, entry_pointer: &str, pointers: &[&str], findings: &mut Vec<Finding>) -> bool {
-    let count = u32::try_from(pointers.len()).unwrap_or(u32::MAX);
+/// the maximum. `pointer_of` returns the pointer of an answer or occurrence
+/// by its index, and a `too_many_repeats` finding points at the first one
+/// over the maximum. Returns false when a limit is broken.
+fn check_count<'p>(
+    item: &Item,
+    entry_pointer: &'p Pointer<'_>,
+    count: usize,
+    pointer_of: impl Fn(usize) -> Option<&'p Pointer<'p>>,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
     let mut within_limits = true;
     if let Some(min) = item.min_occurs
         && count < min
     {
-        findings.push(finding(item, entry_pointer.to_owned(), Problem::TooFewRepeats { min, count }));
+        findings.push(finding(item, entry_pointer.render(), Problem::TooFewRepeats { min, count }));
         within_limits = false;
     }
     if let Some(max) = item.effective_max_occurs()
         && count > max
     {
-        let first_extra = usize::try_from(max).ok().and_then(|max| pointers.get(max)).unwrap_or(&entry_pointer);
-        findings.push(finding(item, (*first_extra).to_owned(), Problem::TooManyRepeats { max, count }));
+        let first_extra = usize::try_from(max).ok().and_then(&pointer_of).unwrap_or(entry_pointer);
+        findings.push(finding(item, first_extra.render(), Problem::TooManyRepeats { max, count }));
         within_limits = false;
     }
     within_limits
