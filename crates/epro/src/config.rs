@@ -8,11 +8,12 @@
 //! otherwise silently fall back to its default.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use epro_http::Language;
+use epro_http::{AdmissionSettings, IpRate, Language};
 use epro_outbox::SinkConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -46,8 +47,31 @@ pub struct HttpConfig {
     /// How far in the future `completedAt` may lie, for device clocks that
     /// run fast.
     pub clock_skew_seconds: u64,
-    /// How long shutdown waits for in-flight requests before it gives up.
+    /// How long shutdown waits for in-flight requests and the store's queue
+    /// after the listener has stopped, before it gives up.
     pub shutdown_timeout_seconds: u64,
+    /// How long the listener keeps accepting after SIGTERM while readiness
+    /// already returns 503, so a load balancer stops sending first.
+    pub shutdown_readiness_delay_seconds: u64,
+    /// Requests handled at the same time; one more gets 503 `overloaded` at
+    /// once. `/healthz`, `/readyz` and `/metrics` do not count.
+    pub max_concurrent_requests: usize,
+    /// Deadline for one request, body included; past it the reply is 503
+    /// `timed_out`.
+    pub request_timeout_seconds: u64,
+    /// A connection that does not finish sending its request headers within
+    /// this time is closed. This also closes keep-alive connections idle for
+    /// this long.
+    pub header_read_timeout_seconds: u64,
+    /// Requests per second allowed from one client IP address (an IPv6
+    /// client by its /64 prefix); 0 turns the limit off.
+    pub rate_limit_per_ip_per_second: u32,
+    /// Requests one client IP address may send at once above its rate; 0
+    /// means the same as `rate_limit_per_ip_per_second`.
+    pub rate_limit_per_ip_burst: u32,
+    /// Submissions per minute allowed for one patient of one trial; 0 turns
+    /// the limit off.
+    pub rate_limit_per_patient_per_minute: u32,
 }
 
 /// `[database]`: where submissions are stored and how the writer batches.
@@ -99,7 +123,7 @@ pub struct AuthConfig {
     pub operator_token: Option<SecretString>,
 }
 
-/// `[telemetry]`: logging.
+/// `[telemetry]`: logging and metrics.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -107,6 +131,14 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `info,epro_store=debug`.
     pub log_filter: String,
+    /// A second listener for `/metrics`, `/healthz` and `/readyz` only, for
+    /// an address that only the platform reaches. `/metrics` is served on
+    /// `http.listen` as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Shortest time between two log lines about requests rejected by the
+    /// same admission limit; each line carries the count since the last.
+    pub rejection_log_interval_seconds: u64,
 }
 
 /// Output format of the logs.
@@ -116,6 +148,22 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// Default of `http.max_concurrent_requests`, from Little's law: requests in
+/// flight = throughput × time each spends in the server. `bench/run` (PHQ-9
+/// submissions, wrk with 2 threads on the same shared 2-core machine as the
+/// server) measured 7,700 to 17,700 stored submissions per second at 64 and
+/// 512 connections. With a latency budget of 25 to 50 ms, that is 190 to
+/// 885 requests in flight. 512 lies in that range: a full limit means a
+/// wait of 512 / throughput, 29 ms at 17,700/s and 66 ms at 7,700/s. The
+/// benchmark's 512 connections never reach it. A much lower limit also cuts
+/// throughput, because the group commit batches what is in flight: at 512
+/// connections a limit of 32 stored 2,300/s, against 8,200 to 9,500/s with
+/// 512. docs/benchmarks.md has the runs.
+///
+/// NOTE: sized on one shared machine. Where the disk or the CPU differs,
+/// measure with `bench/run` and set throughput × latency budget.
+const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
 
 /// Defaults for every key except `trials.directory`, which has no sensible
 /// default. The shipped `examples/demo.toml` spells each one out.
@@ -138,6 +186,13 @@ impl Default for Defaults {
                 default_language: Language::ZhCn,
                 clock_skew_seconds: 300,
                 shutdown_timeout_seconds: 30,
+                shutdown_readiness_delay_seconds: 2,
+                max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+                request_timeout_seconds: 10,
+                header_read_timeout_seconds: 10,
+                rate_limit_per_ip_per_second: 0,
+                rate_limit_per_ip_burst: 0,
+                rate_limit_per_patient_per_minute: 0,
             },
             database: DatabaseConfig {
                 url: "sqlite://var/epro.db".to_owned(),
@@ -153,7 +208,12 @@ impl Default for Defaults {
                 max_backoff_seconds: 60,
             },
             auth: AuthConfig::default(),
-            telemetry: TelemetryConfig { log_format: LogFormat::Text, log_filter: "info".to_owned() },
+            telemetry: TelemetryConfig {
+                log_format: LogFormat::Text,
+                log_filter: "info".to_owned(),
+                metrics_listen: None,
+                rejection_log_interval_seconds: 10,
+            },
         }
     }
 }
@@ -202,6 +262,23 @@ impl Config {
         Ok(PathBuf::from(path))
     }
 
+    /// Returns the admission limits for the HTTP layer, with 0 for "off"
+    /// turned into `None`.
+    pub fn admission(&self) -> AdmissionSettings {
+        let http = &self.http;
+        let rate_per_ip = NonZeroU32::new(http.rate_limit_per_ip_per_second).map(|per_second| IpRate {
+            per_second,
+            burst: NonZeroU32::new(http.rate_limit_per_ip_burst).unwrap_or(per_second),
+        });
+        AdmissionSettings {
+            max_concurrent_requests: Some(http.max_concurrent_requests),
+            request_timeout: Some(Duration::from_secs(http.request_timeout_seconds)),
+            rate_per_ip,
+            rate_per_patient_per_minute: NonZeroU32::new(http.rate_limit_per_patient_per_minute),
+            rejection_log_interval: Duration::from_secs(self.telemetry.rejection_log_interval_seconds),
+        }
+    }
+
     /// Returns the relay settings as durations.
     pub fn relay(&self) -> epro_outbox::RelayConfig {
         epro_outbox::RelayConfig {
@@ -230,6 +307,10 @@ impl Config {
         let limits = [
             ("http.max_body_bytes", self.http.max_body_bytes),
             ("http.max_json_depth", self.http.max_json_depth),
+            ("http.max_concurrent_requests", self.http.max_concurrent_requests),
+            ("http.request_timeout_seconds", self.http.request_timeout_seconds as usize),
+            ("http.header_read_timeout_seconds", self.http.header_read_timeout_seconds as usize),
+            ("telemetry.rejection_log_interval_seconds", self.telemetry.rejection_log_interval_seconds as usize),
             ("database.group_commit_max_rows", self.database.group_commit_max_rows),
             ("database.queue_capacity", self.database.queue_capacity),
             ("database.read_connections", self.database.read_connections as usize),
@@ -238,6 +319,17 @@ impl Config {
         for (key, value) in limits {
             anyhow::ensure!(value > 0, "{key} must be greater than 0");
         }
+        anyhow::ensure!(
+            self.http.max_concurrent_requests <= tokio::sync::Semaphore::MAX_PERMITS,
+            "http.max_concurrent_requests must not exceed {}",
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
+        anyhow::ensure!(
+            self.http.rate_limit_per_ip_burst == 0 || self.http.rate_limit_per_ip_per_second > 0,
+            "http.rate_limit_per_ip_burst is {} but http.rate_limit_per_ip_per_second is 0, which turns the per-IP \
+             limit off; set both or neither",
+            self.http.rate_limit_per_ip_burst
+        );
         let relay = self.relay();
         anyhow::ensure!(
             relay.initial_backoff <= relay.max_backoff,
@@ -311,6 +403,62 @@ mod tests {
         let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[database]\nurl = \"mysql://x\"\n");
         let message = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(message.contains("database.url"), "{message}");
+    }
+
+    #[test]
+    fn load_fills_admission_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n");
+        let config = Config::load(&path).unwrap();
+        let admission = config.admission();
+
+        assert_eq!(admission.max_concurrent_requests, Some(DEFAULT_MAX_CONCURRENT_REQUESTS));
+        assert_eq!(admission.request_timeout, Some(Duration::from_secs(10)));
+        assert!(admission.rate_per_ip.is_none(), "per-IP limit is off by default");
+        assert!(admission.rate_per_patient_per_minute.is_none(), "per-patient limit is off by default");
+        assert_eq!(admission.rejection_log_interval, Duration::from_secs(10));
+        assert_eq!(config.http.header_read_timeout_seconds, 10);
+        assert_eq!(config.http.shutdown_readiness_delay_seconds, 2);
+        assert_eq!(config.telemetry.metrics_listen, None);
+    }
+
+    #[test]
+    fn admission_burst_defaults_to_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[trials]\ndirectory = \"t\"\n[http]\nrate_limit_per_ip_per_second = 5\n\
+                    rate_limit_per_patient_per_minute = 3\n[telemetry]\nmetrics_listen = \"127.0.0.1:9100\"\n";
+        let config = Config::load(&write(dir.path(), text)).unwrap();
+        let admission = config.admission();
+
+        let rate = admission.rate_per_ip.expect("per-IP limit is on");
+        assert_eq!(rate.per_second.get(), 5);
+        assert_eq!(rate.burst.get(), 5);
+        assert_eq!(admission.rate_per_patient_per_minute.map(NonZeroU32::get), Some(3));
+        assert_eq!(config.telemetry.metrics_listen, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
+    }
+
+    #[test]
+    fn load_rejects_burst_without_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[http]\nrate_limit_per_ip_burst = 20\n");
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(message.contains("http.rate_limit_per_ip_burst"), "{message}");
+    }
+
+    #[test]
+    fn load_rejects_zero_admission_limits() {
+        let cases = [
+            ("[http]\nmax_concurrent_requests = 0\n", "http.max_concurrent_requests"),
+            ("[http]\nrequest_timeout_seconds = 0\n", "http.request_timeout_seconds"),
+            ("[http]\nheader_read_timeout_seconds = 0\n", "http.header_read_timeout_seconds"),
+            ("[telemetry]\nrejection_log_interval_seconds = 0\n", "telemetry.rejection_log_interval_seconds"),
+        ];
+        for (section, key) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(dir.path(), &format!("[trials]\ndirectory = \"t\"\n{section}"));
+            let message = format!("{:#}", Config::load(&path).unwrap_err());
+            assert!(message.contains(key), "{key}: {message}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`telemetry`]: the log subscriber.
 //! - [`catalog`]: loads trials and forms from the trials directory.
 //! - [`startup`]: builds the server, then runs it until shutdown.
+//! - [`server`]: the HTTP accept loop with its header timeout and drain.
 //! - [`forms_check`]: the `epro forms check` report.
 //! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
 //!
@@ -22,5 +23,6 @@ pub mod cli;
 pub mod config;
 pub mod forms_check;
 pub mod revalidate;
+pub mod server;
 pub mod startup;
 pub mod telemetry;

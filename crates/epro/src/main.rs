@@ -57,6 +57,7 @@ fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
             max_batch: config.database.group_commit_max_rows,
             queue_capacity: config.database.queue_capacity,
             read_connections: 1,
+            metrics: None,
         })
         .await?;
         store.close().await;
@@ -76,6 +77,7 @@ fn revalidate(config_path: &std::path::Path, scope: epro::revalidate::Scope) -> 
             max_batch: config.database.group_commit_max_rows,
             queue_capacity: config.database.queue_capacity,
             read_connections: config.database.read_connections,
+            metrics: None,
         })
         .await?;
         let result = epro::revalidate::run(&store, &catalog, &scope).await;

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Submissions read per page; memory stays bounded by one page.
 const PAGE_SIZE: usize = 500;
 
-/// What one revalidation run did.
+/// Counts of one revalidation run.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub run_id: String,
@@ -24,7 +24,7 @@ pub struct Summary {
     pub skipped: u64,
 }
 
-/// Which submissions to revalidate.
+/// The submissions a revalidation run covers.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub trial_id: String,
@@ -40,8 +40,8 @@ pub struct Scope {
 ///
 /// # Errors
 ///
-/// Fails when the trial or form is not published, or on a database error;
-/// the records written before the error stay and a rerun continues safely.
+/// Fails when the trial or form is not published, or on a database error.
+/// Records written before the error stay, so a rerun continues safely.
 pub async fn run(store: &Store, catalog: &Catalog, scope: &Scope) -> anyhow::Result<Summary> {
     let trial =
         catalog.trial(&scope.trial_id).with_context(|| format!("no trial {:?} is published", scope.trial_id))?;

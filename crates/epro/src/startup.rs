@@ -1,6 +1,6 @@
 //! Building and running the server. [`Application::build`] does everything
 //! that can fail before serving (load trials, open and migrate the
-//! database, open the sink, bind the port) and reports the bound address;
+//! database, open the sink, bind the ports) and reports the bound address;
 //! [`Application::run`] serves HTTP and runs the outbox relay until the
 //! shutdown token fires, then drains both. The API tests use the same two
 //! steps.
@@ -10,27 +10,49 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use epro_http::{AppState, Lifecycle, Settings};
+use epro_http::{AppState, Metrics, Settings};
 use epro_outbox::RelayConfig;
 use epro_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
+use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog;
 use crate::config::Config;
+use crate::server::{self, Drained, ServeOptions};
+
+/// How often histogram samples are moved into their buckets, so they cannot
+/// pile up in memory while `/metrics` is not scraped.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the operations listener waits for its connections at the very
+/// end of shutdown; its requests are short.
+const OPS_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A server that is bound and ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// The listener of `telemetry.metrics_listen`, when set.
+    ops_listener: Option<TcpListener>,
     state: AppState,
     sink: Arc<dyn epro_outbox::Sink>,
     relay: RelayConfig,
-    shutdown_timeout: Duration,
+    timing: ShutdownTiming,
+    header_read_timeout: Duration,
+}
+
+/// The phases of a graceful shutdown.
+#[derive(Debug, Clone, Copy)]
+struct ShutdownTiming {
+    /// Readiness is 503 but the listener still accepts.
+    readiness_delay: Duration,
+    /// Connections and the store's queue drain after the listener stopped.
+    drain_timeout: Duration,
 }
 
 impl Application {
     /// Loads the trials, opens the store (running pending migrations), opens
-    /// the outbox sink and binds the listener.
+    /// the outbox sink and binds the listeners.
     ///
     /// # Errors
     ///
@@ -45,11 +67,13 @@ impl Application {
         if let epro_outbox::SinkConfig::File { path } = &config.outbox.sink {
             create_parent_dir(path)?;
         }
+        let metrics = Metrics::new();
         let store = Store::open(StoreConfig {
             path: database_path.clone(),
             max_batch: config.database.group_commit_max_rows,
             queue_capacity: config.database.queue_capacity,
             read_connections: config.database.read_connections,
+            metrics: Some(metrics.recorder()),
         })
         .await
         .with_context(|| format!("failed to open database {}", database_path.display()))?;
@@ -57,15 +81,26 @@ impl Application {
 
         let listener = TcpListener::bind(config.http.listen)
             .await
-            .with_context(|| format!("failed to listen on {}", config.http.listen))?;
+            .with_context(|| format!("failed to listen on {} (http.listen)", config.http.listen))?;
+        let ops_listener = match config.telemetry.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to listen on {address} (telemetry.metrics_listen)"))?,
+            ),
+            None => None,
+        };
 
         let trial_count = catalog.trials().count();
         let form_count: usize = catalog.trials().map(|trial| trial.forms.len()).sum();
+        let metrics_address = ops_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         tracing::info!(
             address = %listener.local_addr()?,
+            metrics_address = metrics_address.map(tracing::field::display),
             database = %database_path.display(),
             trials = trial_count,
             forms = form_count,
+            max_concurrent_requests = config.http.max_concurrent_requests,
             startup_ms = started.elapsed().as_millis() as u64,
             "Server built"
         );
@@ -74,24 +109,26 @@ impl Application {
             tracing::info!("Reading stored submissions is disabled: auth.operator_token is not set");
         }
 
-        let state = AppState {
-            catalog: Arc::new(catalog),
-            store,
-            settings: Arc::new(Settings {
-                default_language: config.http.default_language,
-                max_body_bytes: config.http.max_body_bytes,
-                max_json_depth: config.http.max_json_depth,
-                clock_skew_seconds: config.http.clock_skew_seconds,
-                operator_token: config.auth.operator_token.clone(),
-            }),
-            lifecycle: Arc::new(Lifecycle::default()),
+        let settings = Settings {
+            default_language: config.http.default_language,
+            max_body_bytes: config.http.max_body_bytes,
+            max_json_depth: config.http.max_json_depth,
+            clock_skew_seconds: config.http.clock_skew_seconds,
+            operator_token: config.auth.operator_token.clone(),
+            admission: config.admission(),
         };
+        let state = AppState::new(Arc::new(catalog), store, settings, metrics);
         Ok(Application {
             listener,
+            ops_listener,
             state,
             sink,
             relay: config.relay(),
-            shutdown_timeout: Duration::from_secs(config.http.shutdown_timeout_seconds),
+            timing: ShutdownTiming {
+                readiness_delay: Duration::from_secs(config.http.shutdown_readiness_delay_seconds),
+                drain_timeout: Duration::from_secs(config.http.shutdown_timeout_seconds),
+            },
+            header_read_timeout: Duration::from_secs(config.http.header_read_timeout_seconds),
         })
     }
 
@@ -104,41 +141,83 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Returns the address of the operations listener, when
+    /// `telemetry.metrics_listen` is set.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the socket can no longer report its address.
+    pub fn metrics_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.ops_listener.as_ref().map(TcpListener::local_addr).transpose()
+    }
+
     /// Serves until `shutdown` is cancelled, then shuts down in order:
-    /// readiness turns 503, the listener stops and in-flight requests
-    /// finish, the relay stops after its current batch, and the store
-    /// commits everything already queued.
+    ///
+    /// 1. readiness turns 503, and the listener keeps accepting for
+    ///    `http.shutdown_readiness_delay_seconds`, so a load balancer sees
+    ///    the failing probe and stops sending before connections are
+    ///    refused;
+    /// 2. the listener closes, and requests in flight finish within
+    ///    `http.shutdown_timeout_seconds`;
+    /// 3. the relay stops after its current batch;
+    /// 4. the store commits everything already queued, so no submission
+    ///    that was accepted into the queue is lost;
+    /// 5. the operations listener closes last, so probes see every phase.
     ///
     /// # Errors
     ///
     /// Fails when the HTTP server or the relay fails on its own.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { listener, state, sink, relay, shutdown_timeout } = self;
+        let Application { listener, ops_listener, state, sink, relay, timing, header_read_timeout } = self;
         let store = state.store.clone();
-        let lifecycle = state.lifecycle.clone();
 
         let relay_stop = CancellationToken::new();
         let relay_task = tokio::spawn(epro_outbox::run_relay(store.clone(), sink, relay, relay_stop.clone()));
+        let upkeep_stop = CancellationToken::new();
+        let upkeep_task = tokio::spawn(run_metrics_upkeep(state.metrics.clone(), upkeep_stop.clone()));
 
-        let graceful = {
-            let shutdown = shutdown.clone();
-            let lifecycle = lifecycle.clone();
-            async move {
-                shutdown.cancelled().await;
-                lifecycle.begin_shutdown();
-                tracing::info!("Shutdown started: readiness is now 503, draining requests");
-            }
+        let stop_accepting = CancellationToken::new();
+        let options = ServeOptions { header_read_timeout, drain_timeout: timing.drain_timeout };
+        let mut server_task = tokio::spawn(server::serve(
+            listener,
+            epro_http::router(state.clone()),
+            options,
+            state.clone(),
+            stop_accepting.clone(),
+        ));
+        let ops_stop = CancellationToken::new();
+        let ops_task = ops_listener.map(|ops_listener| {
+            let options = ServeOptions { header_read_timeout, drain_timeout: OPS_DRAIN_TIMEOUT };
+            let app = epro_http::ops_router(state.clone());
+            tokio::spawn(server::serve(ops_listener, app, options, state.clone(), ops_stop.clone()))
+        });
+
+        // The accept loop only ends before `stop_accepting` by panicking.
+        let server_ended = tokio::select! {
+            () = shutdown.cancelled() => None,
+            joined = &mut server_task => Some(joined),
         };
-        let app = epro_http::router(state);
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        state.lifecycle.begin_shutdown();
+        let served = match server_ended {
+            Some(joined) => {
+                tracing::error!("HTTP server stopped on its own; shutting down");
+                join_result(joined).and_then(|_| Err(anyhow::anyhow!("HTTP server stopped on its own")))
+            }
+            None => {
+                tracing::info!(
+                    readiness_delay_seconds = timing.readiness_delay.as_secs(),
+                    "Shutdown started: readiness is now 503, still accepting connections"
+                );
+                tokio::time::sleep(timing.readiness_delay).await;
 
-        let served = tokio::select! {
-            served = server => served.context("HTTP server failed"),
-            () = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(shutdown_timeout).await;
-            } => {
-                tracing::warn!(timeout_seconds = shutdown_timeout.as_secs(), "Shutdown timed out with requests still in flight");
+                stop_accepting.cancel();
+                match join_result(server_task.await)? {
+                    Drained::Complete => tracing::info!("Requests drained"),
+                    Drained::TimedOut => tracing::warn!(
+                        timeout_seconds = timing.drain_timeout.as_secs(),
+                        "Shutdown timed out with requests still in flight"
+                    ),
+                }
                 Ok(())
             }
         };
@@ -151,8 +230,34 @@ impl Application {
         store.close().await;
         tracing::info!("Store closed: every queued submission is committed");
 
+        ops_stop.cancel();
+        if let Some(ops_task) = ops_task {
+            join_result(ops_task.await)?;
+        }
+        upkeep_stop.cancel();
+        upkeep_task.await.context("metrics upkeep panicked")?;
+
         served?;
         relayed.context("outbox relay failed")
+    }
+}
+
+/// Turns the result of joining a [`server::serve`] task into an error when
+/// the task panicked.
+fn join_result(joined: Result<Drained, JoinError>) -> anyhow::Result<Drained> {
+    joined.context("HTTP server panicked")
+}
+
+/// Runs [`Metrics::run_upkeep`] every [`METRICS_UPKEEP_INTERVAL`] until
+/// `stop` is cancelled.
+async fn run_metrics_upkeep(metrics: Metrics, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => metrics.run_upkeep(),
+        }
     }
 }
 

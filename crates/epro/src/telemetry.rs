@@ -1,12 +1,15 @@
 //! Logging setup: one `tracing` subscriber for the whole process, in text
-//! for people or JSON for log collectors.
+//! for people or JSON for log collectors, and a panic hook that reports
+//! panics through it.
+
+use std::panic::PanicHookInfo;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-/// Installs the global subscriber. Logs go to stderr, so stdout stays free
-/// for command output.
+/// Installs the global subscriber and the panic hook. Logs go to stderr, so
+/// stdout stays free for command output.
 ///
 /// # Errors
 ///
@@ -19,5 +22,32 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
-    installed.map_err(|error| anyhow::anyhow!("failed to install the log subscriber: {error}"))
+    installed.map_err(|error| anyhow::anyhow!("failed to install the log subscriber: {error}"))?;
+
+    std::panic::set_hook(Box::new(log_panic));
+    Ok(())
+}
+
+/// Logs a panic as one error event in place of Rust's default message on
+/// stderr. A handler's panic is logged inside its request span, so the line
+/// carries the route and request id. The HTTP layer then replies 500
+/// without logging it again.
+fn log_panic(info: &PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic payload is not a string");
+    let location = info.location().map(ToString::to_string).unwrap_or_default();
+    let thread = std::thread::current();
+    let thread = thread.name().unwrap_or("unnamed");
+
+    // `RUST_BACKTRACE=1` turns backtraces on, as with the default hook.
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        tracing::error!(panic.message = message, panic.location = location, panic.thread = thread, panic.backtrace = %backtrace, "Panicked");
+    } else {
+        tracing::error!(panic.message = message, panic.location = location, panic.thread = thread, "Panicked");
+    }
 }

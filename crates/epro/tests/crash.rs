@@ -2,7 +2,8 @@
 //! are in flight, restart on the same SQLite file, and check that every
 //! acknowledged submission and its outbox event survived, exactly once.
 //!
-//! The load is bounded: a few workers for about a second per cycle.
+//! The load is bounded: 16 workers for 400 ms per cycle, 20 cycles, about
+//! 30 s in all.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "crash-test-operator-token";
-const CYCLES: usize = 3;
+const CYCLES: usize = 20;
 const WORKERS: usize = 16;
-const LOAD_TIME: Duration = Duration::from_millis(1200);
+const LOAD_TIME: Duration = Duration::from_millis(400);
 
 /// A running `epro serve` child process.
 struct Server {
@@ -26,7 +27,8 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the binary and waits for the log line with its bound address.
+    /// Starts the binary and waits for its "Server built" log line, which
+    /// carries the bound address.
     fn start(config: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_epro"))
             .args(["serve", "--config"])
@@ -43,6 +45,7 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "Server built"
                     && let Some(address) = event["address"].as_str()
                 {
                     let _ = sender.send(address.to_owned());

@@ -63,10 +63,15 @@ impl MediaType {
 
 /// Reads the whole body, failing as soon as more than `max_bytes` arrive.
 ///
+/// A gzip-compressed body arrives here already decompressed by the router's
+/// decompression layer, so the limit counts decompressed bytes and a small
+/// body that inflates enormously is stopped at `max_bytes`.
+///
 /// # Errors
 ///
-/// [`ApiError::PayloadTooLarge`] past the limit, [`ApiError::Unexpected`]
-/// when the connection fails mid-body.
+/// [`ApiError::PayloadTooLarge`] past the limit,
+/// [`ApiError::InvalidCompressedBody`] when gzip data is corrupt or cut
+/// short, [`ApiError::Unexpected`] when the connection fails mid-body.
 pub async fn read_limited(body: Body, max_bytes: usize) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, max_bytes).await {
         Ok(bytes) => Ok(bytes),
@@ -76,11 +81,51 @@ pub async fn read_limited(body: Body, max_bytes: usize) -> Result<Bytes, ApiErro
                 || inner.source().is_some_and(|source| source.is::<LengthLimitError>());
             if is_too_large {
                 Err(ApiError::PayloadTooLarge { max_bytes })
+            } else if is_in_chain::<DecompressionError>(inner.as_ref()) {
+                Err(ApiError::InvalidCompressedBody)
             } else {
                 Err(ApiError::Unexpected(anyhow::anyhow!("failed to read request body: {inner}")))
             }
         }
     }
+}
+
+/// An error while reading a body that arrived gzip-compressed: corrupt or
+/// truncated gzip data, bytes after the gzip stream, or the connection
+/// failing mid-body. The client caused each of them, so none is a 500.
+#[derive(Debug)]
+pub struct DecompressionError(axum::BoxError);
+
+impl fmt::Display for DecompressionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed to decompress request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecompressionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// Wraps every error of a decompressed body in [`DecompressionError`], so
+/// that [`read_limited`] can tell it from other failures. The gzip decoder
+/// reports its errors with no common type (an `io::Error` of any kind, or
+/// plain text for trailing bytes).
+pub fn mark_decompression_errors(body: Body) -> Body {
+    Body::new(http_body_util::BodyExt::map_err(body, |error| DecompressionError(error.into_inner())))
+}
+
+/// Returns whether an error of type `E` is `error` or one of its sources.
+fn is_in_chain<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<E>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Checks that no array or object in `json` nests deeper than `max_depth`.

@@ -11,13 +11,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use epro_forms::Problem;
 use serde::Serialize;
 
+use crate::admission::Limit;
 use crate::language::Language;
 use crate::messages;
 use crate::state::AppState;
@@ -52,15 +53,28 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A submission with this id is stored with different content.
     Conflict { submission_id: String },
-    /// The body is larger than `http.max_body_bytes`.
+    /// The body is larger than `http.max_body_bytes`, counted after
+    /// decompression.
     PayloadTooLarge { max_bytes: usize },
     /// The `Content-Type` is missing or not one the endpoint accepts.
     UnsupportedMediaType { accepted: &'static [&'static str] },
+    /// The `Content-Encoding` is neither `identity` nor `gzip`.
+    UnsupportedContentEncoding,
+    /// The body is declared gzip-compressed but does not decompress.
+    InvalidCompressedBody,
     /// The answers (or the completion time) failed validation. Every
     /// finding is listed.
     Validation(Vec<FieldError>),
-    /// The submission queue is full; the client should retry later.
-    Overloaded,
+    /// A capacity limit is full: requests in flight
+    /// ([`Limit::Concurrency`]) or the store's queue ([`Limit::StoreQueue`]).
+    /// Nothing was stored; the client should retry later.
+    Overloaded { limit: Limit },
+    /// The request took longer than `http.request_timeout_seconds`.
+    TimedOut { timeout_seconds: u64 },
+    /// The client ([`Limit::RateIp`]) or the patient
+    /// ([`Limit::RatePatient`]) sent more requests than its rate limit
+    /// allows; the client may retry after `retry_after_seconds`.
+    RateLimited { limit: Limit, retry_after_seconds: u64 },
     /// The server is shutting down and takes no new submissions.
     ShuttingDown,
     /// The database did not answer a health check.
@@ -68,6 +82,9 @@ pub enum ApiError {
     /// Anything the client did not cause. Logged with its cause chain; the
     /// client sees a generic message.
     Unexpected(anyhow::Error),
+    /// The handler panicked. The panic hook has logged it; the client sees
+    /// the same generic message as for [`ApiError::Unexpected`].
+    Panicked,
 }
 
 /// One finding about one field of a request.
@@ -202,9 +219,10 @@ impl ApiError {
     /// Returns the HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson { .. } | ApiError::NestingTooDeep { .. } | ApiError::InvalidEnvelope(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidJson { .. }
+            | ApiError::NestingTooDeep { .. }
+            | ApiError::InvalidEnvelope(_)
+            | ApiError::InvalidCompressedBody => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownTrial { .. }
             | ApiError::UnknownForm { .. }
@@ -215,10 +233,16 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. }
+            | ApiError::TimedOut { .. }
+            | ApiError::ShuttingDown
+            | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) | ApiError::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -241,11 +265,39 @@ impl ApiError {
             ApiError::Conflict { .. } => "submission_conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::UnsupportedContentEncoding => "unsupported_content_encoding",
+            ApiError::InvalidCompressedBody => "invalid_compressed_body",
             ApiError::Validation(_) => "validation_failed",
-            ApiError::Overloaded => "overloaded",
+            ApiError::Overloaded { .. } => "overloaded",
+            ApiError::TimedOut { .. } => "timed_out",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Unavailable => "unavailable",
-            ApiError::Unexpected(_) => "internal_error",
+            ApiError::Unexpected(_) | ApiError::Panicked => "internal_error",
+        }
+    }
+
+    /// Returns the admission limit that caused this error, if one did; the
+    /// `limit` label of `admission_rejections_total`.
+    pub fn admission_limit(&self) -> Option<Limit> {
+        match self {
+            ApiError::Overloaded { limit } | ApiError::RateLimited { limit, .. } => Some(*limit),
+            ApiError::TimedOut { .. } => Some(Limit::Timeout),
+            ApiError::PayloadTooLarge { .. } => Some(Limit::BodySize),
+            _ => None,
+        }
+    }
+
+    /// Returns the `Retry-After` value in seconds for errors a client should
+    /// retry later.
+    fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_seconds, .. } => Some(*retry_after_seconds),
+            ApiError::Overloaded { .. }
+            | ApiError::TimedOut { .. }
+            | ApiError::ShuttingDown
+            | ApiError::Unavailable => Some(1),
+            _ => None,
         }
     }
 
@@ -263,6 +315,9 @@ impl From<anyhow::Error> for ApiError {
         ApiError::Unexpected(error)
     }
 }
+
+/// Path of the seed-compatible endpoint, whose errors keep the old shape.
+pub(crate) const SEED_PATH: &str = "/api/collection/submit";
 
 /// Which JSON shape an error body takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,8 +364,8 @@ fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<St
         _ => error.status(),
     };
     let mut response = status.into_response();
-    if matches!(error, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable) {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(seconds) = error.retry_after_seconds() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if matches!(error, ApiError::Unauthorized) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -349,25 +404,45 @@ struct SeedBody<'a> {
     errors: Vec<FieldErrorBody<'a>>,
 }
 
+/// Routes whose error replies count in `submissions_rejected_total`.
+const SUBMISSION_ROUTES: &[&str] = &["/v1/trials/{trial_id}/forms/{form_id}/submissions", "/api/collection/submit"];
+
 /// Renders every error response's body in the language the request asked
 /// for, and sets `Content-Language` on every response.
 ///
-/// Unexpected errors are logged here, once, inside the request span, with
-/// their cause chain; the client gets only a generic message and the
-/// request id to quote.
+/// This is also the one place that receives every error with its code, so it
+/// counts error replies of the submission endpoints and records admission
+/// rejections. Unexpected errors are logged here, once, inside the request
+/// span, with their cause chain; the client gets only a generic message and
+/// the request id to quote.
 pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let language = Language::negotiate(request.headers(), state.settings.default_language);
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let is_submission =
+        request.extensions().get::<MatchedPath>().is_some_and(|route| SUBMISSION_ROUTES.contains(&route.as_str()));
+    // Admission layers reject before the seed handler runs; its old clients
+    // still expect their reply shape.
+    let is_seed = request.uri().path() == SEED_PATH;
 
     let mut response = next.run(request).await;
     response.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(language.tag()));
 
     let Some(pending) = response.extensions_mut().remove::<PendingError>() else {
+        if is_submission && (response.status().is_client_error() || response.status().is_server_error()) {
+            // An axum extractor rejected the request before the handler ran.
+            state.metrics.record_submission_rejected("unclassified");
+        }
         return response;
     };
     let error = pending.error.as_ref();
     if let ApiError::Unexpected(cause) = error {
         tracing::error!(error.message = %cause, error.cause_chain = ?cause, "Request failed unexpectedly");
+    }
+    if let Some(limit) = error.admission_limit() {
+        state.record_rejection(limit);
+    }
+    if is_submission {
+        state.metrics.record_submission_rejected(error.code());
     }
 
     let errors: Vec<FieldErrorBody<'_>> = error
@@ -382,7 +457,8 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
         .collect();
     let message = messages::error_message(language, error);
 
-    let body = match pending.shape {
+    let shape = if is_seed { ErrorShape::Seed } else { pending.shape };
+    let body = match shape {
         ErrorShape::Standard => {
             serde_json::to_vec(&StandardBody { code: error.code(), message, request_id: &request_id, errors })
         }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::admission::Limit;
 use crate::envelope::{Answers, Intake};
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
 use crate::query_params;
@@ -84,7 +85,8 @@ pub struct Target<'a> {
 ///
 /// # Errors
 ///
-/// 404 for an unknown trial, form or version; 422 with every finding when
+/// 404 for an unknown trial, form or version; 429 when the patient is over
+/// `http.rate_limit_per_patient_per_minute`; 422 with every finding when
 /// validation fails; 409 when the submission id is stored with other
 /// content; 503 when the store is full or shutting down.
 pub async fn accept(
@@ -96,6 +98,8 @@ pub async fn accept(
     request_id: Option<String>,
 ) -> Result<(Disposition, ReceiptBody), ApiError> {
     let published = find_form(state, target, intake.form_version.as_deref())?;
+    // After the lookup, so that only real trials become keys of the limiter.
+    state.admission.check_patient(target.trial_id, &intake.patient_id)?;
 
     let mut errors = Vec::new();
     if let (Some(named), Some(url)) = (&intake.questionnaire, &published.form.url) {
@@ -162,10 +166,13 @@ pub async fn accept(
     };
 
     match state.store.submit(submission).await {
-        Ok(SubmitOutcome::Created(receipt)) => Ok((Disposition::Created, receipt.into())),
+        Ok(SubmitOutcome::Created(receipt)) => {
+            state.metrics.record_submission_accepted(target.trial_id, &published.id);
+            Ok((Disposition::Created, receipt.into()))
+        }
         Ok(SubmitOutcome::Replayed(receipt)) => Ok((Disposition::Replayed, receipt.into())),
         Ok(SubmitOutcome::Conflict(receipt)) => Err(ApiError::Conflict { submission_id: receipt.submission_id }),
-        Err(StoreError::Overloaded) => Err(ApiError::Overloaded),
+        Err(StoreError::Overloaded) => Err(ApiError::Overloaded { limit: Limit::StoreQueue }),
         Err(StoreError::ShuttingDown) => Err(ApiError::ShuttingDown),
         Err(StoreError::Internal(error)) => Err(ApiError::Unexpected(error.context("failed to store submission"))),
     }

@@ -8,6 +8,7 @@
 
 use epro_forms::{Expected, Hint, Problem};
 
+use crate::admission::Limit;
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
 use crate::language::Language;
 
@@ -96,12 +97,42 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::Validation(errors), ZhCn) => {
             format!("提交未保存：有 {} 处答案需要修改，详见 errors 中的逐项说明。", errors.len())
         }
-        (ApiError::Overloaded, En) => {
-            "The server is busy and did not store the submission. Retry in a moment with the same submissionId.".to_owned()
+        (ApiError::UnsupportedContentEncoding, En) => {
+            "Content-Encoding must be gzip or identity. Send the body uncompressed or gzip-compressed.".to_owned()
         }
-        (ApiError::Overloaded, ZhCn) => {
-            "服务器繁忙，本次提交未保存。请稍后使用相同的 submissionId 重试。".to_owned()
+        (ApiError::UnsupportedContentEncoding, ZhCn) => {
+            "Content-Encoding 只能是 gzip 或 identity。请发送未压缩或 gzip 压缩的请求正文。".to_owned()
         }
+        (ApiError::InvalidCompressedBody, En) => {
+            "The request body is not valid gzip data. Compress it again or send it uncompressed without Content-Encoding.".to_owned()
+        }
+        (ApiError::InvalidCompressedBody, ZhCn) => {
+            "请求正文不是有效的 gzip 数据。请重新压缩，或去掉 Content-Encoding 后发送未压缩的正文。".to_owned()
+        }
+        (ApiError::Overloaded { .. }, En) => {
+            "The server is busy and did not process the request; nothing was stored. Retry in a moment, with the same submissionId when submitting.".to_owned()
+        }
+        (ApiError::Overloaded { .. }, ZhCn) => {
+            "服务器繁忙，未处理本次请求，也未保存任何数据。请稍后重试；如为提交答案，请使用相同的 submissionId。".to_owned()
+        }
+        (ApiError::TimedOut { timeout_seconds }, En) => format!(
+            "The server did not finish the request within {timeout_seconds} seconds. A submission may or may not have been stored: retry with the same submissionId, which never stores it twice."
+        ),
+        (ApiError::TimedOut { timeout_seconds }, ZhCn) => format!(
+            "服务器未能在 {timeout_seconds} 秒内处理完本次请求，提交可能已保存，也可能未保存。请使用相同的 submissionId 重试，同一提交不会被重复保存。"
+        ),
+        (ApiError::RateLimited { limit: Limit::RatePatient, retry_after_seconds }, En) => format!(
+            "Too many submissions for this patient in the last minute; this one was not stored. Retry after {retry_after_seconds} second(s) with the same submissionId."
+        ),
+        (ApiError::RateLimited { limit: Limit::RatePatient, retry_after_seconds }, ZhCn) => format!(
+            "该患者在一分钟内的提交次数过多，本次提交未保存。请在 {retry_after_seconds} 秒后使用相同的 submissionId 重试。"
+        ),
+        (ApiError::RateLimited { retry_after_seconds, .. }, En) => format!(
+            "Too many requests from this client; this one was not processed and nothing was stored. Retry after {retry_after_seconds} second(s), with the same submissionId when submitting."
+        ),
+        (ApiError::RateLimited { retry_after_seconds, .. }, ZhCn) => format!(
+            "此客户端的请求过于频繁，本次请求未处理，也未保存任何数据。请在 {retry_after_seconds} 秒后重试；如为提交答案，请使用相同的 submissionId。"
+        ),
         (ApiError::ShuttingDown, En) => {
             "The server is restarting and did not store the submission. Retry in a moment with the same submissionId.".to_owned()
         }
@@ -110,10 +141,10 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         }
         (ApiError::Unavailable, En) => "The database is not reachable.".to_owned(),
         (ApiError::Unavailable, ZhCn) => "数据库无法访问。".to_owned(),
-        (ApiError::Unexpected(_), En) => {
+        (ApiError::Unexpected(_) | ApiError::Panicked, En) => {
             "An internal error occurred and the submission may not be stored. Retry with the same submissionId; if it persists, quote the requestId to support.".to_owned()
         }
-        (ApiError::Unexpected(_), ZhCn) => {
+        (ApiError::Unexpected(_) | ApiError::Panicked, ZhCn) => {
             "发生内部错误，提交可能未保存。请使用相同的 submissionId 重试；如仍失败，请向技术支持提供 requestId。".to_owned()
         }
     }

@@ -1,5 +1,6 @@
 //! The state every handler shares: the form catalogue, the store, the
-//! settings read from the configuration, and the server's lifecycle flag.
+//! settings read from the configuration, the admission limits, the metrics
+//! recorder and the server's lifecycle flag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,9 @@ use epro_forms::Catalog;
 use epro_store::Store;
 use secrecy::SecretString;
 
+use crate::admission::{Admission, AdmissionSettings, Limit};
 use crate::language::Language;
+use crate::metrics::Metrics;
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
@@ -17,6 +20,9 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub lifecycle: Arc<Lifecycle>,
+    /// The limits of `settings.admission` with their counters and buckets.
+    pub admission: Arc<Admission>,
+    pub metrics: Metrics,
 }
 
 /// The HTTP layer's part of the configuration.
@@ -24,7 +30,8 @@ pub struct AppState {
 pub struct Settings {
     /// Language of messages when `Accept-Language` names neither zh-CN nor en.
     pub default_language: Language,
-    /// Largest request body accepted, counted as the bytes arrive.
+    /// Largest request body accepted, counted as the bytes arrive and after
+    /// decompression.
     pub max_body_bytes: usize,
     /// Deepest nesting of JSON arrays and objects accepted in a body.
     pub max_json_depth: usize,
@@ -34,6 +41,40 @@ pub struct Settings {
     /// Bearer token that grants read access to stored submissions; `None`
     /// disables the read endpoint.
     pub operator_token: Option<SecretString>,
+    /// Concurrency, time and rate limits.
+    pub admission: AdmissionSettings,
+}
+
+impl AppState {
+    /// Creates the state of one application. `metrics` should be the
+    /// recorder the store was opened with, so that `/metrics` shows both.
+    pub fn new(catalog: Arc<Catalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
+        let admission = Arc::new(Admission::new(settings.admission.clone()));
+        AppState {
+            catalog,
+            store,
+            settings: Arc::new(settings),
+            lifecycle: Arc::new(Lifecycle::default()),
+            admission,
+            metrics,
+        }
+    }
+
+    /// Records a rejection by an admission limit: counts it in
+    /// `admission_rejections_total` and logs it, at most one line per limit
+    /// per `rejection_log_interval`.
+    pub fn record_rejection(&self, limit: Limit) {
+        self.metrics.record_admission_rejection(limit);
+        if let Some(rejected) = self.admission.count_rejection_for_log(limit) {
+            let interval_seconds = self.settings.admission.rejection_log_interval.as_secs();
+            tracing::warn!(
+                limit = limit.label(),
+                rejected,
+                interval_seconds,
+                "Requests rejected by an admission limit"
+            );
+        }
+    }
 }
 
 /// Whether the server is draining. Readiness turns 503 as soon as this is

@@ -17,9 +17,11 @@
 //!   [`build_sink`].
 //! - `file`: [`NdjsonFileSink`], one fsynced JSON line per message.
 //! - `log`: [`LogSink`], one `tracing` event per message.
+//! - `metrics`: the relay's metrics (published, failures, backlog).
 
 mod file;
 mod log;
+mod metrics;
 mod relay;
 mod sink;
 

@@ -19,6 +19,7 @@ use anyhow::ensure;
 use epro_store::{OutboxEvent, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::RelayMetrics;
 use crate::sink::Sink;
 
 /// Minimum time between two warnings about the same run of failures. Failures in
@@ -75,16 +76,22 @@ pub async fn run_relay(
     );
 
     let notify = store.outbox_notify();
+    let mut metrics = RelayMetrics::new(&store);
     let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
     let mut failures = FailureLog::new(WARNING_INTERVAL);
     tracing::info!(sink = sink.name(), batch_size = config.batch_size, "Outbox relay started");
 
     while !shutdown.is_cancelled() {
-        let result = relay_batch(&store, sink.as_ref(), config.batch_size).await;
+        let result = relay_batch(&store, sink.as_ref(), config.batch_size, &metrics).await;
 
         let wait = match result {
-            Ok(0) => Wait::ForEvents,
+            Ok(0) => {
+                metrics.record_empty_backlog();
+                Wait::ForEvents
+            }
             Ok(published) => {
+                metrics.record_published(published);
+                metrics.refresh_backlog(&store).await;
                 if let Some(failed_attempts) = failures.record_success() {
                     tracing::info!(sink = sink.name(), failed_attempts, "Outbox relay recovered");
                 }
@@ -97,6 +104,7 @@ pub async fn run_relay(
                 break;
             }
             Err(BatchError::Failed(error)) => {
+                metrics.refresh_backlog(&store).await;
                 let delay = backoff.next_delay();
                 if let Some(report) = failures.record_failure(Instant::now()) {
                     tracing::warn!(
@@ -161,13 +169,19 @@ impl From<StoreError> for BatchError {
 }
 
 /// Publishes one batch and returns the number of events delivered.
-async fn relay_batch(store: &Store, sink: &dyn Sink, batch_size: usize) -> Result<usize, BatchError> {
+async fn relay_batch(
+    store: &Store,
+    sink: &dyn Sink,
+    batch_size: usize,
+    metrics: &RelayMetrics,
+) -> Result<usize, BatchError> {
     let events = store.outbox_pending(batch_size).await?;
     if events.is_empty() {
         return Ok(0);
     }
 
     if let Err(error) = sink.publish(&events).await {
+        metrics.record_publish_failure();
         record_failed_attempts(store, &events, &error).await?;
         return Err(BatchError::Failed(error.context(format!(
             "failed to publish {} outbox events to the {} sink",

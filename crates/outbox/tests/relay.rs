@@ -178,6 +178,66 @@ async fn relay_retries_until_sink_recovers() {
     store.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_records_published_and_failures() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let mut config = StoreConfig::new(directory.path().join("epro.db"));
+    config.metrics = Some(Arc::new(recorder));
+    let store = Store::open(config).await.expect("open store");
+    let sink = Arc::new(FlakySink { failures: 3, calls: AtomicUsize::new(0), published: Mutex::new(Vec::new()) });
+    store.submit(submission(1)).await.expect("submit");
+    store.submit(submission(2)).await.expect("submit");
+    let (shutdown, relay) = spawn_relay(&store, sink.clone(), fast_config());
+
+    wait_until_delivered(&store).await;
+    stop(shutdown, relay).await;
+    let text = handle.render();
+
+    assert!(text.contains("outbox_events_published_total 2"), "{text}");
+    assert!(text.contains("outbox_publish_failures_total 3"), "{text}");
+    assert!(text.contains("outbox_pending_events 0"), "{text}");
+    assert!(text.contains("outbox_oldest_pending_age_seconds 0"), "{text}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_reports_backlog_while_sink_fails() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let mut config = StoreConfig::new(directory.path().join("epro.db"));
+    config.metrics = Some(Arc::new(recorder));
+    let store = Store::open(config).await.expect("open store");
+    let sink =
+        Arc::new(FlakySink { failures: usize::MAX, calls: AtomicUsize::new(0), published: Mutex::new(Vec::new()) });
+    store.submit(submission(1)).await.expect("submit");
+    store.submit(submission(2)).await.expect("submit");
+    let (shutdown, relay) = spawn_relay(&store, sink.clone(), fast_config());
+
+    for _ in 0..500 {
+        if sink.calls.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = handle.render();
+    stop(shutdown, relay).await;
+
+    assert!(sink.calls.load(Ordering::SeqCst) >= 2, "the sink was called at least twice");
+    assert!(text.contains("outbox_pending_events 2"), "{text}");
+    let age: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("outbox_oldest_pending_age_seconds "))
+        .expect("the age gauge is set")
+        .parse()
+        .expect("the age is a number");
+    assert!((0.0..60.0).contains(&age), "age {age} s of an event written during this test");
+    assert!(!text.contains("outbox_events_published_total 1"), "{text}");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn relay_stops_promptly_when_idle() {
     let directory = tempfile::tempdir().expect("create temporary directory");

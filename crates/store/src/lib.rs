@@ -45,20 +45,23 @@
 //!   submodules.
 //! - `reader`: the read queries.
 //! - `schema`: PRAGMAs and the migrations embedded from `migrations/sqlite/`.
+//! - `metrics`: the writer's metrics (batch size, commit time, queue depth).
 //! - `model`: the values passed in and out, and [`StoreError`].
 //! - `columns`: how timestamps and UUIDs are encoded in columns.
 
 mod columns;
+mod metrics;
 mod model;
 mod reader;
 mod schema;
 mod store;
 mod writer;
 
+pub use metrics::SharedRecorder;
 pub use model::{
-    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxEvent, OutboxEventState, QueryFilter, QueryOrigin, QueryRef,
-    QueryStatus, QueryStatusChange, QueryUpdate, Receipt, Revalidation, RevalidationOutcome, SourceFormat, StoreError,
-    StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
+    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, QueryFilter,
+    QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, Revalidation, RevalidationOutcome,
+    SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, StoreConfig};

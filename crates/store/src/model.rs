@@ -331,6 +331,16 @@ pub struct OutboxEventState {
     pub last_error: Option<String>,
 }
 
+/// The undelivered part of the outbox, read by
+/// [`Store::outbox_backlog`](crate::Store::outbox_backlog).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Events not yet marked delivered.
+    pub pending: u64,
+    /// When the oldest undelivered event was written, or `None` when there is none.
+    pub oldest_occurred_at: Option<OffsetDateTime>,
+}
+
 /// Counters of the writer thread since the store was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {

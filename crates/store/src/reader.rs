@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::{parse_timestamp, parse_uuid, parse_with_offset};
-use crate::model::{DataQuery, OutboxEvent, OutboxEventState, StoredSubmission};
+use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
 pub(crate) use queries::{data_queries, data_query};
 
@@ -117,6 +117,33 @@ pub(crate) fn outbox_pending(connection: &Connection, limit: usize) -> anyhow::R
         events.push(columns.decode()?);
     }
     Ok(events)
+}
+
+/// Counts the undelivered outbox events and reads the time of the oldest.
+///
+/// Both statements use the partial index on undelivered rows, and run in one
+/// read transaction so that they see the same commit.
+///
+/// # Errors
+///
+/// Fails on a database error or a timestamp that this crate could not have written.
+pub(crate) fn outbox_backlog(connection: &Connection) -> anyhow::Result<OutboxBacklog> {
+    let snapshot = connection.unchecked_transaction().context("failed to begin read transaction")?;
+
+    let pending: i64 = snapshot
+        .prepare_cached("SELECT count(*) FROM outbox_events WHERE delivered_at IS NULL")?
+        .query_row([], |row| row.get(0))
+        .context("failed to count pending outbox events")?;
+    let oldest: Option<String> = snapshot
+        .prepare_cached("SELECT occurred_at FROM outbox_events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1")?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .context("failed to read the oldest pending outbox event")?;
+
+    Ok(OutboxBacklog {
+        pending: u64::try_from(pending).unwrap_or(0),
+        oldest_occurred_at: oldest.as_deref().map(parse_timestamp).transpose()?,
+    })
 }
 
 /// Reads one outbox event with its delivery state.

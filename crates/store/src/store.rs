@@ -19,8 +19,10 @@ use rusqlite::Connection;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    NewSubmission, OutboxEvent, OutboxEventState, StoreError, StoreStats, StoredSubmission, SubmitOutcome,
+    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, StoreError, StoreStats, StoredSubmission,
+    SubmitOutcome,
 };
 use crate::writer::{Command, Shared, Writer};
 use crate::{reader, schema};
@@ -29,7 +31,7 @@ use crate::{reader, schema};
 const READ_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings for [`Store::open`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Database file. Its directory must exist, and the file is created if missing.
     pub path: PathBuf,
@@ -40,6 +42,21 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// Number of pooled read connections.
     pub read_connections: u32,
+    /// Where the writer records its metrics, and the relay its metrics too
+    /// (see [`Store::metrics_recorder`]). `None` records nothing.
+    pub metrics: Option<SharedRecorder>,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("path", &self.path)
+            .field("max_batch", &self.max_batch)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("read_connections", &self.read_connections)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -57,6 +74,7 @@ impl StoreConfig {
             max_batch: Self::DEFAULT_MAX_BATCH,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             read_connections: Self::DEFAULT_READ_CONNECTIONS,
+            metrics: None,
         }
     }
 
@@ -101,6 +119,7 @@ struct Inner {
     /// Joined by the first [`Store::close`]. Held in an async mutex so that a second
     /// `close` waits for the first to finish.
     writer_thread: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    metrics: Option<SharedRecorder>,
 }
 
 impl fmt::Debug for Store {
@@ -134,10 +153,12 @@ impl Store {
             .spawn({
                 let path = path.clone();
                 let shared = Arc::clone(&shared);
+                let metrics = WriterMetrics::new(config.metrics.as_ref());
                 move || match schema::open_writer(&path) {
                     Ok(connection) => {
                         let _ = ready.send(Ok(()));
-                        let writer = Writer { connection, commands: receiver, shared, max_batch: config.max_batch };
+                        let writer =
+                            Writer { connection, commands: receiver, shared, max_batch: config.max_batch, metrics };
                         writer.run();
                     }
                     Err(error) => {
@@ -176,6 +197,7 @@ impl Store {
                 shared,
                 readers,
                 writer_thread: tokio::sync::Mutex::new(Some(writer_thread)),
+                metrics: config.metrics,
             }),
         })
     }
@@ -276,6 +298,23 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Command::MarkFailed { seq, error: error.to_owned(), reply }).await?;
         answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Counts the undelivered outbox events and reads when the oldest of them
+    /// was written, for the relay's backlog metrics.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Internal`] on a database error.
+    pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        self.read(reader::outbox_backlog).await
+    }
+
+    /// Returns the recorder the store was opened with. The outbox relay
+    /// records its metrics there, so that one application's metrics stay in
+    /// one recorder.
+    pub fn metrics_recorder(&self) -> Option<SharedRecorder> {
+        self.inner.metrics.clone()
     }
 
     /// Returns the notifier woken after every commit that wrote outbox rows.

@@ -27,12 +27,14 @@ mod submission;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::metrics::WriterMetrics;
 use crate::model::{
     NewSubmission, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
     SubmitOutcome,
@@ -96,6 +98,7 @@ pub(crate) struct Writer {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) max_batch: usize,
+    pub(crate) metrics: WriterMetrics,
 }
 
 /// A command's reply channel with its result, held until the batch's transaction has
@@ -189,7 +192,9 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
 
         while self.commands.blocking_recv_many(&mut batch, self.max_batch) > 0 {
-            self.shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            let before = self.shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            let waiting = before.saturating_sub(batch.len());
+            self.metrics.record_queue_depth(waiting);
             self.run_batch(batch.drain(..));
         }
 
@@ -200,6 +205,7 @@ impl Writer {
     /// transaction ends.
     fn run_batch(&mut self, batch: impl ExactSizeIterator<Item = Command>) {
         let batch_size = batch.len();
+        let started = Instant::now();
 
         let mut transaction = match self.connection.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(transaction) => transaction,
@@ -261,6 +267,7 @@ impl Writer {
             return;
         }
 
+        self.metrics.record_commit(batch_size, started.elapsed());
         record_commit(&self.shared, &pending);
         let wrote_outbox = pending.iter().any(Pending::created);
         for result in pending {

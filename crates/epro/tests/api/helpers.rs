@@ -68,6 +68,7 @@ pub async fn spawn_app() -> TestApp {
 [http]
 listen = "127.0.0.1:0"
 default_language = "zh-CN"
+shutdown_readiness_delay_seconds = 0
 [database]
 url = "sqlite://var/epro.db"
 [trials]

@@ -2,5 +2,6 @@
 
 pub mod collection;
 pub mod health;
+pub mod metrics;
 pub mod queries;
 pub mod submissions;

@@ -2,6 +2,7 @@
 
 mod batching;
 mod intake;
+mod metrics;
 mod outbox;
 mod queries;
 mod revalidation;
