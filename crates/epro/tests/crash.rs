@@ -6,70 +6,21 @@
 //! 30 s in all.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod support;
+
+use support::Server;
+
 const TOKEN: &str = "crash-test-operator-token";
 const CYCLES: usize = 20;
 const WORKERS: usize = 16;
 const LOAD_TIME: Duration = Duration::from_millis(400);
-
-/// A running `epro serve` child process.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    /// Starts the binary and waits for its "Server built" log line, which
-    /// carries the bound address.
-    fn start(config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epro"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start the epro binary");
-
-        let stderr = child.stderr.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        // Keep draining stderr for the process's whole life, so a full pipe
-        // never blocks the server.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "Server built"
-                    && let Some(address) = event["address"].as_str()
-                {
-                    let _ = sender.send(address.to_owned());
-                }
-            }
-        });
-        let address =
-            receiver.recv_timeout(Duration::from_secs(20)).expect("the server did not report its address within 20 s");
-        Server { child, address: format!("http://{address}") }
-    }
-
-    /// Sends SIGKILL: no shutdown code runs.
-    fn kill(mut self) {
-        self.child.kill().expect("failed to SIGKILL the server");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_config(dir: &Path) -> PathBuf {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trials/demo").canonicalize().unwrap();

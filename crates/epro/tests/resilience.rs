@@ -7,9 +7,8 @@
 //! Each test ends the process it started, by its PID.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,92 +17,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod support;
+
+use support::Server;
+
 const TOKEN: &str = "resilience-test-operator-token";
 const SUBMIT_PATH: &str = "/v1/trials/demo/forms/phq9/submissions";
-
-/// A running `epro serve` child process.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT` of the main listener.
-    address: String,
-    /// `127.0.0.1:PORT`, for raw TCP clients.
-    socket: String,
-}
-
-impl Server {
-    /// Starts the binary and waits for its "Server built" log line, which
-    /// carries the bound address.
-    fn start(config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_epro"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start the epro binary");
-
-        let stderr = child.stderr.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        // Keep draining stderr for the process's whole life, so a full pipe
-        // never blocks the server.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "Server built"
-                    && let Some(address) = event["address"].as_str()
-                {
-                    let _ = sender.send(address.to_owned());
-                }
-            }
-        });
-        let socket = match receiver.recv_timeout(Duration::from_secs(20)) {
-            Ok(socket) => socket,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!("the server did not report its address within 20 s (exit status {status})");
-            }
-        };
-        Server { child, address: format!("http://{socket}"), socket }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM, the signal a process supervisor stops the server with.
-    fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
-    }
-
-    /// Waits up to `limit` for the process to exit and returns its status.
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit within {limit:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Returns the resident set size in bytes, from `/proc/PID/status`.
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS is listed");
-        let kibibytes: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kibibytes * 1024
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes a configuration in `dir` with the demo trial, a file sink, JSON
 /// logs and the given extra lines in `[http]` and `[telemetry]`.

@@ -1,0 +1,100 @@
+//! The real `epro` binary as a child process, for tests that kill, signal
+//! or overload it. Each test binary uses part of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `epro serve` child process.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of the main listener.
+    pub address: String,
+    /// `127.0.0.1:PORT`, for raw TCP clients.
+    pub socket: String,
+}
+
+impl Server {
+    /// Starts the binary and waits for its "Server built" log line, which
+    /// carries the bound address.
+    pub fn start(config: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_epro"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("failed to start the epro binary");
+
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        // Keep draining stderr for the process's whole life, so a full pipe
+        // never blocks the server.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "Server built"
+                    && let Some(address) = event["address"].as_str()
+                {
+                    let _ = sender.send(address.to_owned());
+                }
+            }
+        });
+        let socket = match receiver.recv_timeout(Duration::from_secs(20)) {
+            Ok(socket) => socket,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!("the server did not report its address within 20 s (exit status {status})");
+            }
+        };
+        Server { child, address: format!("http://{socket}"), socket }
+    }
+
+    /// Sends SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.child.kill().expect("failed to SIGKILL the server");
+        self.child.wait().unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, the signal a process supervisor stops the server with.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Returns the resident set size in bytes, from `/proc/PID/status`.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS is listed");
+        let kibibytes: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kibibytes * 1024
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
