@@ -52,6 +52,15 @@ pub async fn run(store: &Store, catalog: &Catalog, scope: &Scope) -> anyhow::Res
         scope.form_id
     );
 
+    if let Some(version) = &scope.form_version {
+        anyhow::ensure!(
+            trial.form(&scope.form_id, Some(version)).is_ok(),
+            "form {:?} of trial {:?} has no published version {version:?}",
+            scope.form_id,
+            scope.trial_id
+        );
+    }
+
     let run_id = uuid::Uuid::now_v7().to_string();
     let mut summary = Summary { run_id: run_id.clone(), ..Summary::default() };
     let progress = ProgressBar::new_spinner();

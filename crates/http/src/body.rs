@@ -71,7 +71,8 @@ impl MediaType {
 ///
 /// [`ApiError::PayloadTooLarge`] past the limit,
 /// [`ApiError::InvalidCompressedBody`] when gzip data is corrupt or cut
-/// short, [`ApiError::Unexpected`] when the connection fails mid-body.
+/// short, [`ApiError::IncompleteBody`] when the connection ends or fails
+/// mid-body.
 pub async fn read_limited(body: Body, max_bytes: usize) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, max_bytes).await {
         Ok(bytes) => Ok(bytes),
@@ -84,7 +85,8 @@ pub async fn read_limited(body: Body, max_bytes: usize) -> Result<Bytes, ApiErro
             } else if is_in_chain::<DecompressionError>(inner.as_ref()) {
                 Err(ApiError::InvalidCompressedBody)
             } else {
-                Err(ApiError::Unexpected(anyhow::anyhow!("failed to read request body: {inner}")))
+                tracing::debug!(error.message = %inner, "Request body ended early");
+                Err(ApiError::IncompleteBody)
             }
         }
     }

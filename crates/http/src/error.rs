@@ -62,6 +62,9 @@ pub enum ApiError {
     UnsupportedContentEncoding,
     /// The body is declared gzip-compressed but does not decompress.
     InvalidCompressedBody,
+    /// The connection ended (or failed) before the whole body arrived:
+    /// the client's side, so it is not logged as a server error.
+    IncompleteBody,
     /// The answers (or the completion time) failed validation. Every
     /// finding is listed.
     Validation(Vec<FieldError>),
@@ -159,7 +162,7 @@ impl FieldError {
     /// Builds an envelope finding on a body field; a dotted name such as
     /// `identifier.value` becomes the pointer `/identifier/value`.
     pub fn envelope(field: &str, problem: EnvelopeProblem) -> Self {
-        let path = format!("/{}", field.replace('.', "/"));
+        let path = if field.is_empty() { String::new() } else { format!("/{}", field.replace('.', "/")) };
         FieldError { item: field.to_owned(), path, detail: Detail::Envelope(problem) }
     }
 
@@ -222,7 +225,8 @@ impl ApiError {
             ApiError::InvalidJson { .. }
             | ApiError::NestingTooDeep { .. }
             | ApiError::InvalidEnvelope(_)
-            | ApiError::InvalidCompressedBody => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidCompressedBody
+            | ApiError::IncompleteBody => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownTrial { .. }
             | ApiError::UnknownForm { .. }
@@ -267,6 +271,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::UnsupportedContentEncoding => "unsupported_content_encoding",
             ApiError::InvalidCompressedBody => "invalid_compressed_body",
+            ApiError::IncompleteBody => "incomplete_body",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::TimedOut { .. } => "timed_out",

@@ -103,6 +103,10 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::UnsupportedContentEncoding, ZhCn) => {
             "Content-Encoding 只能是 gzip 或 identity。请发送未压缩或 gzip 压缩的请求正文。".to_owned()
         }
+        (ApiError::IncompleteBody, En) => {
+            "The request body ended before its declared length. Send the whole body again.".to_owned()
+        }
+        (ApiError::IncompleteBody, ZhCn) => "请求正文在达到声明的长度之前就中断了。请重新发送完整的正文。".to_owned(),
         (ApiError::InvalidCompressedBody, En) => {
             "The request body is not valid gzip data. Compress it again or send it uncompressed without Content-Encoding.".to_owned()
         }

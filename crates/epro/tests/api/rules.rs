@@ -130,6 +130,8 @@ async fn queries_list_and_change_status() {
     let again = change(json!({ "status": "answered", "comment": "Again." })).await;
     let no_comment = change(json!({ "status": "closed", "comment": "  " })).await;
     let bad_status = change(json!({ "status": "resolved", "comment": "x" })).await;
+    let missing_comment = change(json!({ "status": "closed" })).await;
+    let extra_field = change(json!({ "status": "closed", "comment": "x", "extra": 1 })).await;
 
     assert_eq!(open["queries"].as_array().unwrap().len(), 1, "{open}");
     assert!(open["queries"][0]["message"].as_str().unwrap().contains("不一致"), "{open}");
@@ -138,6 +140,17 @@ async fn queries_list_and_change_status() {
     assert_eq!(again.0, 409, "{}", again.1);
     assert_eq!(no_comment.0, 400, "{}", no_comment.1);
     assert_eq!(bad_status.0, 400, "{}", bad_status.1);
+    assert_eq!(missing_comment.1["errors"][0]["path"], "/comment", "{}", missing_comment.1);
+    assert_eq!(missing_comment.1["errors"][0]["code"], "required");
+    assert_eq!(extra_field.1["errors"][0]["code"], "unknown_field", "{}", extra_field.1);
+    let zero_limit = app
+        .client
+        .get(format!("{}/v1/trials/fixtures/queries?limit=0", app.address))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zero_limit.status().as_u16(), 400, "limit must be 1 to 500");
     assert_eq!(list("?status=open").await["queries"], json!([]));
     assert_eq!(list("?status=answered").await["queries"].as_array().unwrap().len(), 1);
     assert_eq!(app.count("SELECT count(*) FROM data_query_events"), 1);

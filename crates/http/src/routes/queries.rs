@@ -90,7 +90,10 @@ pub async fn list(
         None => None,
         Some(text) => Some(parse_status(text, "status")?),
     };
-    let limit = params.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter()]));
+    }
     let filter = QueryFilter {
         trial_id,
         status,
@@ -113,11 +116,42 @@ pub async fn list(
 }
 
 /// The body of a status change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct StatusChange {
     status: String,
     comment: String,
+}
+
+/// Reads `{status, comment}`, naming each missing, mistyped or unknown
+/// field.
+fn parse_status_change(bytes: &[u8]) -> Result<StatusChange, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| body::invalid_json(&error))?;
+    let Some(fields) = value.as_object() else {
+        let problem = EnvelopeProblem::WrongType { expected: "object" };
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::envelope("", problem)]));
+    };
+
+    let mut errors = Vec::new();
+    for name in fields.keys().filter(|name| !matches!(name.as_str(), "status" | "comment")) {
+        errors.push(FieldError::envelope(name, EnvelopeProblem::UnknownField));
+    }
+    let mut text = |name: &str| match fields.get(name) {
+        Some(serde_json::Value::String(text)) => Some(text.clone()),
+        None | Some(serde_json::Value::Null) => {
+            errors.push(FieldError::envelope(name, EnvelopeProblem::Missing));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::envelope(name, EnvelopeProblem::WrongType { expected: "string" }));
+            None
+        }
+    };
+    let status = text("status");
+    let comment = text("comment");
+    match (status, comment) {
+        (Some(status), Some(comment)) if errors.is_empty() => Ok(StatusChange { status, comment }),
+        _ => Err(ApiError::InvalidEnvelope(errors)),
+    }
 }
 
 /// Changes a query's status (`open`, `answered`, `closed`) with a comment.
@@ -133,13 +167,7 @@ pub async fn change_status(
     body::check_depth(&bytes, state.settings.max_json_depth)?;
     body::check_keys_and_numbers(&bytes, "")?;
 
-    let change: StatusChange = serde_json::from_slice(&bytes).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::InvalidEnvelope(vec![FieldError::envelope(
-            "status",
-            EnvelopeProblem::WrongType { expected: "object with status and comment" },
-        )]),
-        _ => body::invalid_json(&error),
-    })?;
+    let change = parse_status_change(&bytes)?;
     let status = parse_status(&change.status, "status")?;
     let comment = change.comment.trim();
     if comment.is_empty() {
