@@ -80,7 +80,7 @@ pub enum ApiError {
     RateLimited { limit: Limit, retry_after_seconds: u64 },
     /// The server is shutting down and takes no new submissions.
     ShuttingDown,
-    /// The database did not answer a health check.
+    /// The database did not respond to a health check.
     Unavailable,
     /// Anything the client did not cause. Logged with its cause chain; the
     /// client sees a generic message.
@@ -110,7 +110,7 @@ pub enum Detail {
     Envelope(EnvelopeProblem),
 }
 
-/// What can be wrong with a field of the request envelope.
+/// A problem with one field of the request envelope.
 #[derive(Debug, Clone)]
 pub enum EnvelopeProblem {
     /// A required field is absent or null.
@@ -324,7 +324,7 @@ impl From<anyhow::Error> for ApiError {
 /// Path of the seed-compatible endpoint, whose errors keep the old shape.
 pub(crate) const SEED_PATH: &str = "/api/collection/submit";
 
-/// Which JSON shape an error body takes.
+/// The JSON shape of an error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorShape {
     /// `{code, message, requestId, errors}`, used by the versioned API.

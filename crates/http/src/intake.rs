@@ -69,7 +69,7 @@ impl From<QueryRef> for QueryRefBody {
     }
 }
 
-/// Which form a submission is for, as the request named it.
+/// The form a submission is for, as the request named it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub trial_id: &'a str,
