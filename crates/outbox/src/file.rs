@@ -46,6 +46,7 @@ impl NdjsonFileSink {
         if !existed {
             sync_parent_directory(path)?;
         }
+        drop_torn_tail(&file, path)?;
 
         Ok(NdjsonFileSink { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
     }
@@ -75,6 +76,43 @@ impl Sink for NdjsonFileSink {
         .await
         .context("outbox file task failed")?
     }
+}
+
+/// Cuts a partial last line, which a crash in the middle of an append leaves
+/// behind, so the next append starts on a line of its own. The cut line's
+/// events were never marked delivered, so the relay sends them again.
+fn drop_torn_tail(file: &File, path: &Path) -> anyhow::Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+
+    let length = file.metadata().with_context(|| format!("failed to read the size of {}", path.display()))?.len();
+    if length == 0 {
+        return Ok(());
+    }
+    let mut reader = File::open(path).with_context(|| format!("failed to read outbox file {}", path.display()))?;
+    let mut end = length;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let keep = loop {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let size = (end - start) as usize;
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(&mut chunk[..size])?;
+        let is_complete = end == length && chunk[size - 1] == b'\n';
+        if is_complete {
+            return Ok(());
+        }
+        if let Some(newline) = chunk[..size].iter().rposition(|&byte| byte == b'\n') {
+            break start + newline as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+
+    file.set_len(keep).with_context(|| format!("failed to cut the partial line of {}", path.display()))?;
+    file.sync_all().with_context(|| format!("failed to sync {}", path.display()))?;
+    tracing::warn!(path = %path.display(), bytes = length - keep, "Cut a partial line left by an interrupted append");
+    Ok(())
 }
 
 /// Appends `bytes` and fsyncs, or cuts the file back to its length before the append.
@@ -110,6 +148,37 @@ fn sync_parent_directory(_path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_cuts_partial_last_line() {
+        let directory = tempfile::tempdir().expect("create temporary directory");
+        let cases = [
+            ("a\nb\n{\"eventId\":\"x", "a\nb\n", "torn line after whole ones"),
+            ("{\"eventId\"", "", "only a torn line"),
+            ("a\nb\n", "a\nb\n", "complete file untouched"),
+            ("", "", "empty file untouched"),
+        ];
+        for (index, (before, after, case)) in cases.into_iter().enumerate() {
+            let path = directory.path().join(format!("events-{index}.ndjson"));
+            std::fs::write(&path, before).expect("write file");
+
+            NdjsonFileSink::open(&path).expect("open sink");
+
+            assert_eq!(std::fs::read_to_string(&path).expect("read file"), after, "case: {case}");
+        }
+    }
+
+    #[test]
+    fn open_cuts_torn_line_longer_than_chunk() {
+        let directory = tempfile::tempdir().expect("create temporary directory");
+        let path = directory.path().join("events.ndjson");
+        let torn = "x".repeat(200 * 1024);
+        std::fs::write(&path, format!("whole\n{torn}")).expect("write file");
+
+        NdjsonFileSink::open(&path).expect("open sink");
+
+        assert_eq!(std::fs::read_to_string(&path).expect("read file"), "whole\n");
+    }
 
     #[test]
     fn append_durably_appends_bytes() {
