@@ -6,7 +6,7 @@
 //! 30 s in all.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,42 +15,12 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::Server;
+use support::{Server, write_config};
 
 const TOKEN: &str = "crash-test-operator-token";
 const CYCLES: usize = 20;
 const WORKERS: usize = 16;
 const LOAD_TIME: Duration = Duration::from_millis(400);
-
-fn write_config(dir: &Path) -> PathBuf {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trials/demo").canonicalize().unwrap();
-    std::fs::create_dir_all(dir.join("trials")).unwrap();
-    std::os::unix::fs::symlink(demo, dir.join("trials/demo")).unwrap();
-    let path = dir.join("epro.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[http]
-listen = "127.0.0.1:0"
-[database]
-url = "sqlite://var/epro.db"
-[trials]
-directory = "trials"
-[outbox]
-sink = {{ type = "file", path = "var/outbox.ndjson" }}
-poll_interval_milliseconds = 20
-[auth]
-operator_token = "{TOKEN}"
-[telemetry]
-log_format = "json"
-log_filter = "info"
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
 
 fn envelope(id: &str, worker: usize) -> Value {
     json!({
@@ -122,7 +92,7 @@ fn count(database: &Path, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
+    let config = write_config(dir.path(), TOKEN, "", "");
     let database = dir.path().join("var/epro.db");
     let mut acknowledged: Vec<String> = Vec::new();
 

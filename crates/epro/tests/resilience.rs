@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,44 +19,10 @@ use tokio::net::TcpStream;
 
 mod support;
 
-use support::Server;
+use support::{Server, write_config};
 
 const TOKEN: &str = "resilience-test-operator-token";
 const SUBMIT_PATH: &str = "/v1/trials/demo/forms/phq9/submissions";
-
-/// Writes a configuration in `dir` with the demo trial, a file sink, JSON
-/// logs and the given extra lines in `[http]` and `[telemetry]`.
-fn write_config(dir: &Path, http: &str, telemetry: &str) -> PathBuf {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trials/demo").canonicalize().unwrap();
-    std::fs::create_dir_all(dir.join("trials")).unwrap();
-    std::os::unix::fs::symlink(demo, dir.join("trials/demo")).unwrap();
-    let path = dir.join("epro.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[http]
-listen = "127.0.0.1:0"
-{http}
-[database]
-url = "sqlite://var/epro.db"
-[trials]
-directory = "trials"
-[outbox]
-sink = {{ type = "file", path = "var/outbox.ndjson" }}
-poll_interval_milliseconds = 20
-[auth]
-operator_token = "{TOKEN}"
-[telemetry]
-log_format = "json"
-log_filter = "info"
-{telemetry}
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
 
 /// A complete PHQ-9 answer set for the demo trial.
 fn envelope(id: &str, patient: &str) -> Value {
@@ -182,8 +148,12 @@ async fn overload_sheds_excess_with_503() {
 
     let dir = tempfile::tempdir().unwrap();
     let metrics_address = free_local_address();
-    let config =
-        write_config(dir.path(), "max_concurrent_requests = 4", &format!("metrics_listen = \"{metrics_address}\""));
+    let config = write_config(
+        dir.path(),
+        TOKEN,
+        "max_concurrent_requests = 4",
+        &format!("metrics_listen = \"{metrics_address}\""),
+    );
     let mut server = Server::start(&config);
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
@@ -327,7 +297,7 @@ async fn slow_headers_are_disconnected() {
     const CLOSE_LIMIT: Duration = Duration::from_secs(6);
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "header_read_timeout_seconds = 1", "");
+    let config = write_config(dir.path(), TOKEN, "header_read_timeout_seconds = 1", "");
     let server = Server::start(&config);
 
     let stalls = [Stall::Headers, Stall::RequestLine, Stall::Drip, Stall::Silent, Stall::Http2Preface];
@@ -405,7 +375,7 @@ async fn read_raw_response(stream: &mut TcpStream, limit: Duration) -> Option<(u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_body_times_out_with_503() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "request_timeout_seconds = 1", "");
+    let config = write_config(dir.path(), TOKEN, "request_timeout_seconds = 1", "");
     let server = Server::start(&config);
     let id = new_id();
     let body = serde_json::to_vec(&envelope(&id, "P-0001")).unwrap();
@@ -449,7 +419,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     const MAX_LOAD_TIME: Duration = Duration::from_secs(10);
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "shutdown_readiness_delay_seconds = 2", "");
+    let config = write_config(dir.path(), TOKEN, "shutdown_readiness_delay_seconds = 2", "");
     let mut server = Server::start(&config);
 
     let draining = Arc::new(AtomicBool::new(false));
@@ -549,7 +519,7 @@ async fn submit_gzip(address: &str, body: Vec<u8>) -> Reply {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_body_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "", "");
+    let config = write_config(dir.path(), TOKEN, "", "");
     let server = Server::start(&config);
     let id = new_id();
     let sent = envelope(&id, "P-0001");
@@ -572,7 +542,7 @@ async fn gzip_bomb_gets_413() {
     const INFLATED_BYTES: usize = 8 * 1024 * 1024;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "max_body_bytes = 1048576", "");
+    let config = write_config(dir.path(), TOKEN, "max_body_bytes = 1048576", "");
     let server = Server::start(&config);
     let id = new_id();
     let mut bomb = envelope(&id, "P-0001");
@@ -597,7 +567,7 @@ async fn corrupt_gzip_gets_400() {
     const GZIP_HEADER_BYTES: usize = 10;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "", "");
+    let config = write_config(dir.path(), TOKEN, "", "");
     let server = Server::start(&config);
     let id = new_id();
     let plain = serde_json::to_vec(&envelope(&id, "P-0001")).unwrap();
@@ -628,7 +598,7 @@ async fn ip_rate_limit_rejects_after_burst() {
     const MAX_REQUESTS: usize = 20;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "rate_limit_per_ip_per_second = 1\nrate_limit_per_ip_burst = 2", "");
+    let config = write_config(dir.path(), TOKEN, "rate_limit_per_ip_per_second = 1\nrate_limit_per_ip_burst = 2", "");
     let server = Server::start(&config);
     let client = reqwest::Client::new();
 
@@ -670,7 +640,7 @@ async fn patient_rate_limit_spares_other_patients() {
     const SUBMISSIONS: usize = 6;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "rate_limit_per_patient_per_minute = 3", "");
+    let config = write_config(dir.path(), TOKEN, "rate_limit_per_patient_per_minute = 3", "");
     let server = Server::start(&config);
     let client = reqwest::Client::new();
 

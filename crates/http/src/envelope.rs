@@ -303,7 +303,7 @@ pub fn parse_seed(
 
     // Old clients send no id. When they send the completion time, the
     // content identifies the submission, so a retry maps to the same id;
-    // without it, a retry cannot be told from a new diary entry.
+    // without it, a retry cannot be distinguished from a new diary entry.
     let submission_id = match (sent_id, &content, &trial_id, &patient_id) {
         (Some(id), ..) => Some(id),
         (None, Some((text, _)), Some(trial), Some(patient)) if !has_sent_id && completion_was_sent => {

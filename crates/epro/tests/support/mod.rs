@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,4 +97,38 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes a configuration in `dir` with the demo trial, a file sink, JSON
+/// logs and the given extra lines in `[http]` and `[telemetry]`.
+pub fn write_config(dir: &Path, token: &str, http: &str, telemetry: &str) -> PathBuf {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trials/demo").canonicalize().unwrap();
+    std::fs::create_dir_all(dir.join("trials")).unwrap();
+    std::os::unix::fs::symlink(demo, dir.join("trials/demo")).unwrap();
+    let path = dir.join("epro.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[http]
+listen = "127.0.0.1:0"
+{http}
+[database]
+url = "sqlite://var/epro.db"
+[trials]
+directory = "trials"
+[outbox]
+sink = {{ type = "file", path = "var/outbox.ndjson" }}
+poll_interval_milliseconds = 20
+[auth]
+operator_token = "{token}"
+[telemetry]
+log_format = "json"
+log_filter = "info"
+{telemetry}
+"#
+        ),
+    )
+    .unwrap();
+    path
 }

@@ -111,7 +111,7 @@ pub enum Problem {
     ScoreMismatch { score: String, computed: String, sent: String },
 }
 
-/// What a finding does to its submission.
+/// The effect of a finding on its submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Severity {
     /// The submission is rejected (HTTP 422) and nothing is stored.
