@@ -63,3 +63,24 @@ pub(crate) fn parse_with_offset(utc: &str, offset_seconds: i32) -> anyhow::Resul
 pub(crate) fn parse_uuid(text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text).with_context(|| format!("invalid UUID {text:?} in database"))
 }
+
+/// Moves an instant read from a `timestamptz` column to the original offset, given in
+/// seconds east of UTC.
+///
+/// # Errors
+///
+/// Fails when the offset is outside ±24 hours or the instant is out of range there.
+pub(crate) fn with_offset_seconds(instant: OffsetDateTime, offset_seconds: i32) -> anyhow::Result<OffsetDateTime> {
+    let offset = UtcOffset::from_whole_seconds(offset_seconds)
+        .with_context(|| format!("invalid UTC offset of {offset_seconds} s in database"))?;
+    instant.checked_to_offset(offset).with_context(|| format!("timestamp {instant} is out of range at offset {offset}"))
+}
+
+/// Drops the digits below the microsecond, which PostgreSQL's `timestamptz` does not
+/// keep, so that a value the store returns equals the value it stored.
+pub(crate) fn truncate_to_micros(instant: OffsetDateTime) -> OffsetDateTime {
+    let nanosecond = instant.nanosecond();
+    // A nanosecond value rounded down stays within 0..1_000_000_000, so replacing it
+    // cannot fail.
+    instant.replace_nanosecond(nanosecond - nanosecond % 1_000).unwrap_or(instant)
+}

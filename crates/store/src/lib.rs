@@ -52,17 +52,20 @@
 mod columns;
 mod metrics;
 mod model;
+mod postgres;
 mod reader;
 mod schema;
+mod sqlite;
 mod store;
 mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, QueryFilter,
-    QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, Revalidation, RevalidationOutcome,
-    SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
+    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt,
+    ReplaySelection, Revalidation, RevalidationOutcome, SourceFormat, StoreError, StoreStats, StoredSubmission,
+    SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
-pub use store::{Store, StoreConfig};
+pub use store::{Backend, Store, StoreConfig};
 pub use writer::{ALERT_RAISED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED};

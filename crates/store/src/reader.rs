@@ -143,6 +143,7 @@ pub(crate) fn outbox_backlog(connection: &Connection) -> anyhow::Result<OutboxBa
     Ok(OutboxBacklog {
         pending: u64::try_from(pending).unwrap_or(0),
         oldest_occurred_at: oldest.as_deref().map(parse_timestamp).transpose()?,
+        dead_letters: 0,
     })
 }
 
@@ -171,6 +172,10 @@ pub(crate) fn outbox_event(connection: &Connection, seq: i64) -> anyhow::Result<
         event: columns.decode()?,
         delivered_at: delivered_at.as_deref().map(parse_timestamp).transpose()?,
         last_error,
+        claimed_by: None,
+        claim_expires_at: None,
+        rejections: 0,
+        dead_lettered_at: None,
     }))
 }
 

@@ -1,56 +1,87 @@
-//! [`Store`], the handle the rest of epro uses: it opens the database, sends writes to
-//! the writer thread and runs reads on the connection pool.
+//! [`Store`], the handle the rest of epro uses, and [`StoreConfig`], which picks the
+//! backend: an SQLite file (`crate::sqlite`) or a PostgreSQL database
+//! (`crate::postgres`). Both offer the same operations with the same results, so each
+//! method here only hands the call to the backend that is open.
 //!
 //! The methods for data queries and revalidation are in `store::rules`.
 
 mod rules;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow, ensure};
-use r2d2::Pool;
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Notify, mpsc, oneshot};
+use anyhow::ensure;
+use tokio::sync::Notify;
 
-use crate::metrics::{SharedRecorder, WriterMetrics};
+use crate::metrics::SharedRecorder;
 use crate::model::{
     NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, StoreError, StoreStats, StoredSubmission,
     SubmitOutcome,
 };
-use crate::writer::{Command, Shared, Writer};
-use crate::{reader, schema};
-
-/// How long a read waits for a free pooled connection.
-const READ_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::postgres::{self, PostgresStore};
+use crate::schema;
+use crate::sqlite::{self, SqliteStore};
+use crate::writer::Shared;
 
 /// Settings for [`Store::open`].
 #[derive(Clone)]
 pub struct StoreConfig {
-    /// Database file. Its directory must exist, and the file is created if missing.
-    pub path: PathBuf,
+    /// Which database to open, and where it is.
+    pub backend: Backend,
     /// Maximum number of commands committed in one transaction.
     pub max_batch: usize,
     /// Maximum number of commands waiting for the writer. A submission that finds the
     /// queue full fails at once with [`StoreError::Overloaded`].
     pub queue_capacity: usize,
-    /// Number of pooled read connections.
+    /// Number of pooled read connections to an SQLite file. PostgreSQL reads share the
+    /// pool sized by [`Backend::Postgres::pool_size`].
     pub read_connections: u32,
     /// Where the writer records its metrics, and the relay its metrics too
     /// (see [`Store::metrics_recorder`]). `None` records nothing.
     pub metrics: Option<SharedRecorder>,
 }
 
+/// The database behind a [`Store`].
+#[derive(Clone)]
+pub enum Backend {
+    /// An SQLite file on local disk, written by one writer thread.
+    Sqlite {
+        /// Database file. Its directory must exist, and the file is created if missing.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database that several epro instances may share.
+    Postgres {
+        /// Connection URL, for example `postgres://epro:secret@db:5432/epro`, or
+        /// `key=value` settings. It may contain a password, so it is never logged:
+        /// logs and `Debug` show host, port and database only.
+        url: String,
+        /// Maximum number of connections, shared by the writer, the other writes and
+        /// the reads.
+        pool_size: u32,
+    },
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Backend::Postgres { url, pool_size } => {
+                let database = match tokio_postgres::Config::from_str(url) {
+                    Ok(config) => postgres::describe_target(&config),
+                    Err(_) => "<invalid URL>".to_owned(),
+                };
+                f.debug_struct("Postgres").field("database", &database).field("pool_size", pool_size).finish()
+            }
+        }
+    }
+}
+
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreConfig")
-            .field("path", &self.path)
+            .field("backend", &self.backend)
             .field("max_batch", &self.max_batch)
             .field("queue_capacity", &self.queue_capacity)
             .field("read_connections", &self.read_connections)
@@ -64,13 +95,25 @@ impl StoreConfig {
     pub const DEFAULT_MAX_BATCH: usize = 256;
     /// Default queue capacity.
     pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
-    /// Default number of read connections.
+    /// Default number of read connections to an SQLite file.
     pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
+    /// Default number of PostgreSQL connections.
+    pub const DEFAULT_POOL_SIZE: u32 = 8;
 
-    /// Creates a configuration for `path` with the default limits.
+    /// Creates a configuration for the SQLite file at `path` with the default limits.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_backend(Backend::Sqlite { path: path.into() })
+    }
+
+    /// Creates a configuration for the PostgreSQL database at `url` with the default
+    /// limits.
+    pub fn postgres(url: impl Into<String>) -> Self {
+        Self::with_backend(Backend::Postgres { url: url.into(), pool_size: Self::DEFAULT_POOL_SIZE })
+    }
+
+    fn with_backend(backend: Backend) -> Self {
         StoreConfig {
-            path: path.into(),
+            backend,
             max_batch: Self::DEFAULT_MAX_BATCH,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             read_connections: Self::DEFAULT_READ_CONNECTIONS,
@@ -81,125 +124,114 @@ impl StoreConfig {
     fn validate(&self) -> anyhow::Result<()> {
         ensure!(self.max_batch > 0, "max_batch must be at least 1");
         ensure!(self.queue_capacity > 0, "queue_capacity must be at least 1");
-        ensure!(self.read_connections > 0, "read_connections must be at least 1");
-
-        let directory = match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        ensure!(
-            directory.is_dir(),
-            "directory {} of database {} does not exist; create it first",
-            directory.display(),
-            self.path.display()
-        );
+        match &self.backend {
+            Backend::Sqlite { .. } => ensure!(self.read_connections > 0, "read_connections must be at least 1"),
+            Backend::Postgres { pool_size, .. } => ensure!(*pool_size > 0, "pool_size must be at least 1"),
+        }
         Ok(())
     }
 }
 
-/// Handle to the epro database. Clones share one writer thread and one read pool.
+/// Handle to the epro database. Clones share one writer and one connection pool.
 ///
-/// Writes ([`submit`](Store::submit), the `outbox_mark_*` methods,
-/// [`update_query_status`](Store::update_query_status) and
-/// [`record_revalidation`](Store::record_revalidation)) go to the writer thread, which
-/// commits them in batches. Reads run on a pool of read-only connections
-/// in Tokio's blocking thread pool.
+/// Submissions go to the writer, which commits them in batches. On SQLite every other
+/// write ([`outbox_mark_delivered`](Store::outbox_mark_delivered),
+/// [`update_query_status`](Store::update_query_status) and the like) goes to the writer
+/// too; on PostgreSQL it runs in its own transaction on the pool. Reads run on the
+/// pool.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    path: PathBuf,
-    /// The long-lived sender of the writer's queue. [`Store::close`] takes it out, so the
-    /// channel closes once in-flight sends finish, and the writer drains and exits.
-    commands: RwLock<Option<mpsc::Sender<Command>>>,
-    shared: Arc<Shared>,
-    readers: Pool<SqliteConnectionManager>,
-    /// Joined by the first [`Store::close`]. Held in an async mutex so that a second
-    /// `close` waits for the first to finish.
-    writer_thread: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    backend: OpenBackend,
     metrics: Option<SharedRecorder>,
 }
 
+/// The backend a [`Store`] opened.
+enum OpenBackend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend `$store` has open. The backend is bound
+/// to `$backend` inside `$call`.
+macro_rules! dispatch {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match &$store.inner.backend {
+            OpenBackend::Sqlite($backend) => $call,
+            OpenBackend::Postgres($backend) => $call,
+        }
+    };
+}
+
+// `store::rules` calls it too.
+use dispatch;
+
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .field("queue_depth", &self.queue_depth())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Store");
+        match &self.inner.backend {
+            OpenBackend::Sqlite(sqlite) => debug.field("path", &sqlite.path()),
+            OpenBackend::Postgres(postgres) => debug.field("database", &postgres.target()),
+        };
+        debug.field("queue_depth", &self.queue_depth()).finish_non_exhaustive()
     }
 }
 
 impl Store {
-    /// Opens the database, creating the file if needed, runs pending migrations and
-    /// starts the writer thread.
+    /// Opens the database, runs pending migrations and starts the writer. An SQLite
+    /// file is created if missing.
     ///
     /// # Errors
     ///
-    /// Fails when a limit in `config` is zero, when the file's directory does not exist,
-    /// when the file cannot be opened or migrated, or when the read pool cannot connect.
+    /// Fails when a limit in `config` is zero, when the SQLite file's directory does not
+    /// exist, when the database cannot be opened or migrated, when a PostgreSQL schema
+    /// is newer than this build, or when the read pool cannot connect. When PostgreSQL
+    /// cannot be reached, the error wraps [`StoreError::Unavailable`].
     pub async fn open(config: StoreConfig) -> anyhow::Result<Store> {
         config.validate()?;
-        let path = config.path.clone();
 
-        // The writer thread opens its own connection, so that the connection never
-        // crosses threads, and reports back once migrations have run.
-        let (commands, receiver) = mpsc::channel(config.queue_capacity);
-        let shared = Arc::new(Shared::default());
-        let (ready, opened) = oneshot::channel();
-        let writer_thread = std::thread::Builder::new()
-            .name("epro-store-writer".to_owned())
-            .spawn({
-                let path = path.clone();
-                let shared = Arc::clone(&shared);
-                let metrics = WriterMetrics::new(config.metrics.as_ref());
-                move || match schema::open_writer(&path) {
-                    Ok(connection) => {
-                        let _ = ready.send(Ok(()));
-                        let writer =
-                            Writer { connection, commands: receiver, shared, max_batch: config.max_batch, metrics };
-                        writer.run();
-                    }
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                    }
-                }
-            })
-            .context("failed to spawn the store writer thread")?;
-        opened.await.map_err(|_| anyhow!("store writer thread stopped during startup"))??;
-
-        let readers = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || build_read_pool(&path, config.read_connections)
-        })
-        .await
-        .context("read pool task failed")?;
-        let readers = match readers {
-            Ok(readers) => readers,
-            Err(error) => {
-                // Stop the writer before failing: dropping the only sender ends it.
-                drop(commands);
-                let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-                return Err(error);
+        let backend = match &config.backend {
+            Backend::Sqlite { path } => {
+                let settings = sqlite::Settings {
+                    path,
+                    max_batch: config.max_batch,
+                    queue_capacity: config.queue_capacity,
+                    read_connections: config.read_connections,
+                    metrics: config.metrics.as_ref(),
+                };
+                let store = SqliteStore::open(settings).await?;
+                tracing::info!(
+                    backend = "sqlite",
+                    path = %path.display(),
+                    schema_version = schema::SCHEMA_VERSION,
+                    "Store opened"
+                );
+                OpenBackend::Sqlite(store)
+            }
+            Backend::Postgres { url, pool_size } => {
+                let settings = postgres::Settings {
+                    url,
+                    pool_size: *pool_size,
+                    max_batch: config.max_batch,
+                    queue_capacity: config.queue_capacity,
+                    metrics: config.metrics.as_ref(),
+                };
+                let store = PostgresStore::open(settings).await?;
+                tracing::info!(
+                    backend = "postgres",
+                    database = store.target(),
+                    pool_size = *pool_size,
+                    schema_version = schema::SCHEMA_VERSION,
+                    "Store opened"
+                );
+                OpenBackend::Postgres(store)
             }
         };
 
-        tracing::info!(
-            path = %path.display(),
-            schema_version = schema::SCHEMA_VERSION,
-            "Store opened"
-        );
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path,
-                commands: RwLock::new(Some(commands)),
-                shared,
-                readers,
-                writer_thread: tokio::sync::Mutex::new(Some(writer_thread)),
-                metrics: config.metrics,
-            }),
-        })
+        Ok(Store { inner: Arc::new(Inner { backend, metrics: config.metrics }) })
     }
 
     /// Stores a submission with its data queries, outbox events and audit row, or
@@ -215,14 +247,14 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Overloaded`] when the writer's queue is full,
-    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached or the connection
+    /// fails before the commit is confirmed (a retry with the same id is safe), and
     /// [`StoreError::Internal`] when a row violates a constraint (see [`NewSubmission`])
     /// or the batch fails to commit. Nothing of the submission is stored in any of
-    /// these cases.
+    /// these cases, except that after `Unavailable` the commit may have happened.
     pub async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.try_enqueue(Command::Submit { submission: Box::new(submission), reply })?;
-        answer.await.map_err(|_| writer_stopped())?
+        dispatch!(self, backend => backend.submit(submission).await)
     }
 
     /// Reads a stored submission with all its data queries, or `None` if no submission
@@ -230,41 +262,41 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Internal`] on a database error.
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
     pub async fn submission(&self, id: &str) -> Result<Option<StoredSubmission>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |connection| reader::submission(connection, &id)).await
+        dispatch!(self, backend => backend.submission(id).await)
     }
 
-    /// Runs `SELECT 1` on a read connection, for readiness checks.
+    /// Runs `SELECT 1` on a pooled connection, for readiness checks.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Internal`] when no read connection is available or the query fails.
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] when no SQLite read connection is available or the
+    /// query fails.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|connection| {
-            connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).context("failed to run SELECT 1")?;
-            Ok(())
-        })
-        .await
+        dispatch!(self, backend => backend.ping().await)
     }
 
     /// Reads up to `limit` undelivered outbox events, oldest `seq` first.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Internal`] on a database error.
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
     pub async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.read(move |connection| reader::outbox_pending(connection, limit)).await
+        dispatch!(self, backend => backend.outbox_pending(limit).await)
     }
 
     /// Reads one outbox event with its delivery state, or `None` if `seq` is unknown.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Internal`] on a database error.
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
     pub async fn outbox_event(&self, seq: i64) -> Result<Option<OutboxEventState>, StoreError> {
-        self.read(move |connection| reader::outbox_event(connection, seq)).await
+        dispatch!(self, backend => backend.outbox_event(seq).await)
     }
 
     /// Marks outbox events delivered. An event already delivered keeps its first
@@ -275,16 +307,15 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
     /// [`StoreError::Internal`] when a `seq` does not exist (then none is marked) or
-    /// the batch fails to commit.
+    /// the transaction fails to commit.
     pub async fn outbox_mark_delivered(&self, seqs: &[i64]) -> Result<(), StoreError> {
         if seqs.is_empty() {
             return Ok(());
         }
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::MarkDelivered { seqs: seqs.to_vec(), reply }).await?;
-        answer.await.map_err(|_| writer_stopped())?
+        dispatch!(self, backend => backend.outbox_mark_delivered(seqs).await)
     }
 
     /// Records a failed publish attempt: increments `attempts` and keeps `error` (cut to
@@ -292,12 +323,23 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
-    /// [`StoreError::Internal`] when `seq` does not exist or the batch fails to commit.
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] when `seq` does not exist or the transaction fails to
+    /// commit.
     pub async fn outbox_mark_failed(&self, seq: i64, error: &str) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::MarkFailed { seq, error: error.to_owned(), reply }).await?;
-        answer.await.map_err(|_| writer_stopped())?
+        match &self.inner.backend {
+            OpenBackend::Sqlite(sqlite) => sqlite.outbox_mark_failed(seq, error).await,
+            OpenBackend::Postgres(postgres) => {
+                let failure = crate::model::OutboxFailure {
+                    seqs: vec![seq],
+                    error: error.to_owned(),
+                    rejected: false,
+                    dead_letter_after: 1,
+                };
+                postgres.outbox_mark_failed(failure).await.map(|_| ())
+            }
+        }
     }
 
     /// Counts the undelivered outbox events and reads when the oldest of them
@@ -305,9 +347,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Internal`] on a database error.
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
     pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
-        self.read(reader::outbox_backlog).await
+        dispatch!(self, backend => backend.outbox_backlog().await)
     }
 
     /// Returns the recorder the store was opened with. The outbox relay
@@ -317,121 +360,39 @@ impl Store {
         self.inner.metrics.clone()
     }
 
-    /// Returns the notifier woken after every commit that wrote outbox rows.
+    /// Returns the notifier woken after every commit of this store that wrote outbox
+    /// rows. Events written by another epro instance on the same PostgreSQL database
+    /// wake nobody here; the relay's poll finds them.
     ///
     /// It uses [`Notify::notify_one`], so a commit that happens while the relay is busy
     /// leaves a permit and the relay's next `notified().await` returns at once. With
     /// more than one waiter, each commit wakes only one of them.
     pub fn outbox_notify(&self) -> Arc<Notify> {
-        Arc::clone(&self.inner.shared.outbox_notify)
+        Arc::clone(&self.shared().outbox_notify)
     }
 
     /// Returns the number of commands queued for the writer and not yet taken into a
-    /// batch, including outbox updates waiting for queue space.
+    /// batch, including SQLite outbox updates waiting for queue space.
     pub fn queue_depth(&self) -> usize {
-        self.inner.shared.queued.load(Ordering::Relaxed)
+        dispatch!(self, backend => backend.queue_depth())
     }
 
     /// Returns the writer's counters since the store was opened.
     pub fn stats(&self) -> StoreStats {
-        self.inner.shared.stats()
+        self.shared().stats()
     }
 
     /// Stops accepting writes, lets the writer commit everything already queued, and
-    /// waits for the writer thread to end.
+    /// waits for the writer to end.
     ///
     /// Later writes fail with [`StoreError::ShuttingDown`]. Reads keep working until
     /// the last clone of the store is dropped. Calling `close` again waits for the first
     /// call to finish and then returns.
     pub async fn close(&self) {
-        let mut writer_thread = self.inner.writer_thread.lock().await;
-
-        let sender = self.inner.commands.write().unwrap_or_else(PoisonError::into_inner).take();
-        drop(sender);
-
-        let Some(handle) = writer_thread.take() else {
-            return;
-        };
-        // The writer logs its own stop, so success needs no line here.
-        match tokio::task::spawn_blocking(move || handle.join()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => tracing::error!("Store writer thread panicked"),
-            Err(error) => tracing::error!(error = %error, "Failed to join the store writer thread"),
-        }
+        dispatch!(self, backend => backend.close().await)
     }
 
-    /// Queues a command without waiting, so that overload is reported at once.
-    fn try_enqueue(&self, command: Command) -> Result<(), StoreError> {
-        let commands = self.inner.commands.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = commands.as_ref() else {
-            return Err(StoreError::ShuttingDown);
-        };
-
-        // Count before sending, because the writer may take the command and decrement
-        // before `try_send` returns.
-        let queued = &self.inner.shared.queued;
-        queued.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(command) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(StoreError::Overloaded)
-            }
-            Err(TrySendError::Closed(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(writer_stopped())
-            }
-        }
+    fn shared(&self) -> &Shared {
+        dispatch!(self, backend => &backend.shared)
     }
-
-    /// Queues a command, waiting for space if the queue is full.
-    async fn enqueue(&self, command: Command) -> Result<(), StoreError> {
-        // Clone the sender so that no lock is held across the await. The clone keeps
-        // the channel open until this send completes, even if `close` runs meanwhile,
-        // and the writer then drains the command like any other.
-        let sender = self
-            .inner
-            .commands
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(StoreError::ShuttingDown)?;
-
-        let queued = &self.inner.shared.queued;
-        queued.fetch_add(1, Ordering::Relaxed);
-        if sender.send(command).await.is_err() {
-            queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(writer_stopped());
-        }
-        Ok(())
-    }
-
-    /// Runs a query on a pooled read connection in Tokio's blocking thread pool.
-    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
-    {
-        let readers = self.inner.readers.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let connection = readers.get().context("failed to get a read connection")?;
-            query(&connection)
-        })
-        .await
-        .context("read task failed")?;
-        Ok(result?)
-    }
-}
-
-fn build_read_pool(path: &Path, size: u32) -> anyhow::Result<Pool<SqliteConnectionManager>> {
-    let manager = SqliteConnectionManager::file(path).with_flags(schema::reader_flags()).with_init(schema::init_reader);
-    Pool::builder()
-        .max_size(size)
-        .connection_timeout(READ_CONNECTION_TIMEOUT)
-        .build(manager)
-        .with_context(|| format!("failed to open read connections to {}", path.display()))
-}
-
-fn writer_stopped() -> StoreError {
-    StoreError::Internal(anyhow!("store writer thread has stopped"))
 }

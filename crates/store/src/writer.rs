@@ -34,6 +34,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+pub(crate) use self::outbox::truncate_at_char_boundary;
 use crate::metrics::WriterMetrics;
 use crate::model::{
     NewSubmission, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
@@ -56,6 +57,9 @@ pub const QUERY_STATUS_CHANGED: &str = "query.status_changed";
 /// Audit action recorded for each revalidation record of a submission.
 pub const SUBMISSION_REVALIDATED: &str = "submission.revalidated";
 
+/// Audit action recorded for each outbox event an operator sends again.
+pub const OUTBOX_REPLAYED: &str = "outbox.replayed";
+
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
 pub(crate) enum Command {
@@ -73,11 +77,11 @@ pub(crate) struct Shared {
     pub(crate) outbox_notify: Arc<Notify>,
     /// Commands sent (or waiting for queue space) and not yet taken by the writer.
     pub(crate) queued: AtomicUsize,
-    batches_committed: AtomicU64,
-    commands_committed: AtomicU64,
-    submissions_created: AtomicU64,
-    commands_failed: AtomicU64,
-    batches_failed: AtomicU64,
+    pub(crate) batches_committed: AtomicU64,
+    pub(crate) commands_committed: AtomicU64,
+    pub(crate) submissions_created: AtomicU64,
+    pub(crate) commands_failed: AtomicU64,
+    pub(crate) batches_failed: AtomicU64,
 }
 
 impl Shared {

@@ -2,15 +2,12 @@
 //! data queries and changing their status for site staff, and paging through stored
 //! submissions and recording revalidation results for `epro revalidate`.
 
-use tokio::sync::oneshot;
-
-use super::{Store, writer_stopped};
+use super::{OpenBackend, Store, dispatch};
 use crate::model::{
     DataQuery, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
     StoredSubmission,
 };
-use crate::reader::{self, SubmissionPage};
-use crate::writer::Command;
+use crate::reader::SubmissionPage;
 
 impl Store {
     /// Lists the data queries of a trial that match every filter in `filter`, in
@@ -21,7 +18,7 @@ impl Store {
     ///
     /// [`StoreError::Internal`] on a database error.
     pub async fn queries(&self, filter: QueryFilter) -> Result<Vec<DataQuery>, StoreError> {
-        self.read(move |connection| reader::data_queries(connection, &filter)).await
+        dispatch!(self, backend => backend.queries(filter).await)
     }
 
     /// Reads one data query, or `None` if no query has this id.
@@ -30,8 +27,7 @@ impl Store {
     ///
     /// [`StoreError::Internal`] on a database error.
     pub async fn query(&self, query_id: &str) -> Result<Option<DataQuery>, StoreError> {
-        let query_id = query_id.to_owned();
-        self.read(move |connection| reader::data_query(connection, &query_id)).await
+        dispatch!(self, backend => backend.query(query_id).await)
     }
 
     /// Changes the status of a data query. In one savepoint, the writer updates the
@@ -49,9 +45,7 @@ impl Store {
     /// [`StoreError::Internal`] when the comment is blank, the actor is empty, or the
     /// batch fails to commit. Nothing is changed in any of these cases.
     pub async fn update_query_status(&self, change: QueryStatusChange) -> Result<QueryUpdate, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.try_enqueue(Command::UpdateQueryStatus { change: Box::new(change), reply })?;
-        answer.await.map_err(|_| writer_stopped())?
+        dispatch!(self, backend => backend.update_query_status(change).await)
     }
 
     /// Reads up to `limit` submissions of one form in the order they were stored,
@@ -73,20 +67,8 @@ impl Store {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<(i64, StoredSubmission)>, StoreError> {
-        let trial_id = trial_id.to_owned();
-        let form_id = form_id.to_owned();
-        let form_version = form_version.map(str::to_owned);
-        self.read(move |connection| {
-            let page = SubmissionPage {
-                trial_id: &trial_id,
-                form_id: &form_id,
-                form_version: form_version.as_deref(),
-                after,
-                limit,
-            };
-            reader::submissions_page(connection, &page)
-        })
-        .await
+        let page = SubmissionPage { trial_id, form_id, form_version, after, limit };
+        dispatch!(self, backend => backend.submissions_page(&page).await)
     }
 
     /// Records the results of re-running the rules over one stored submission. In one
@@ -107,8 +89,6 @@ impl Store {
     /// CHECK (see [`Revalidation`]), or the batch fails to commit. Nothing is recorded
     /// in any of these cases.
     pub async fn record_revalidation(&self, record: Revalidation) -> Result<RevalidationOutcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::RecordRevalidation { record: Box::new(record), reply }).await?;
-        answer.await.map_err(|_| writer_stopped())?
+        dispatch!(self, backend => backend.record_revalidation(record).await)
     }
 }

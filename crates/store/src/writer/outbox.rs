@@ -40,7 +40,7 @@ pub(super) fn mark_failed(connection: &Connection, seq: i64, error: &str) -> any
     Ok(())
 }
 
-fn truncate_at_char_boundary(text: &str, max_bytes: usize) -> &str {
+pub(crate) fn truncate_at_char_boundary(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
         return text;
     }

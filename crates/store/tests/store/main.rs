@@ -1,9 +1,13 @@
-//! Tests of epro-store against real SQLite files in temporary directories.
+//! Tests of epro-store. Each shared test runs twice: against a real SQLite file in a
+//! temporary directory, and against a fresh database on the PostgreSQL server named by
+//! `EPRO_TEST_POSTGRES_URL` (skipped without it). `postgres` holds the tests of what
+//! only PostgreSQL has.
 
 mod batching;
 mod intake;
 mod metrics;
 mod outbox;
+mod postgres;
 mod queries;
 mod revalidation;
 mod schema;

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use crate::support::{TestStore, submission};
+use crate::support::{Backend, TestStore, backend_tests, submission};
 
-#[tokio::test]
-async fn writer_records_batches_and_queue() {
+backend_tests!(writer_records_batches_and_queue, outbox_backlog_counts_undelivered_events);
+
+async fn writer_records_batches_and_queue(backend: Backend) {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    let test = TestStore::open_with(|config| config.metrics = Some(Arc::new(recorder))).await;
+    let test = TestStore::open_with(backend, |config| config.metrics = Some(Arc::new(recorder))).await;
 
     for pain in 0..3 {
         test.store.submit(submission(pain)).await.expect("submit");
@@ -25,9 +26,8 @@ async fn writer_records_batches_and_queue() {
     assert!(test.store.metrics_recorder().is_some(), "the relay finds the same recorder");
 }
 
-#[tokio::test]
-async fn outbox_backlog_counts_undelivered_events() {
-    let test = TestStore::open().await;
+async fn outbox_backlog_counts_undelivered_events(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let empty = test.store.outbox_backlog().await.expect("read backlog");
     for pain in 0..3 {
         test.store.submit(submission(pain)).await.expect("submit");

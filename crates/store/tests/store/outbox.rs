@@ -4,11 +4,20 @@ use std::time::Duration;
 
 use epro_store::StoreError;
 
-use crate::support::{TestStore, submission};
+use crate::support::{Backend, TestStore, backend_tests, submission};
 
-#[tokio::test]
-async fn outbox_pending_orders_by_seq() {
-    let test = TestStore::open().await;
+backend_tests!(
+    outbox_pending_orders_by_seq,
+    mark_delivered_removes_from_pending,
+    mark_delivered_twice_keeps_first_time,
+    mark_failed_counts_attempts,
+    mark_unknown_seq_fails,
+    outbox_notify_wakes_after_commit,
+    outbox_event_id_is_stable,
+);
+
+async fn outbox_pending_orders_by_seq(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let mut submitted = Vec::new();
     for pain in 0..5 {
         let new = submission(pain);
@@ -27,9 +36,8 @@ async fn outbox_pending_orders_by_seq() {
     assert_eq!(first_three[..], all[..3]);
 }
 
-#[tokio::test]
-async fn mark_delivered_removes_from_pending() {
-    let test = TestStore::open().await;
+async fn mark_delivered_removes_from_pending(backend: Backend) {
+    let test = TestStore::open(backend).await;
     for pain in 0..3 {
         test.store.submit(submission(pain)).await.expect("submit");
     }
@@ -44,9 +52,8 @@ async fn mark_delivered_removes_from_pending() {
     assert_eq!(delivered.event, pending[0]);
 }
 
-#[tokio::test]
-async fn mark_delivered_twice_keeps_first_time() {
-    let test = TestStore::open().await;
+async fn mark_delivered_twice_keeps_first_time(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
     let seq = test.store.outbox_pending(1).await.expect("read outbox")[0].seq;
 
@@ -60,9 +67,8 @@ async fn mark_delivered_twice_keeps_first_time() {
     assert_eq!(second.delivered_at, first.delivered_at);
 }
 
-#[tokio::test]
-async fn mark_failed_counts_attempts() {
-    let test = TestStore::open().await;
+async fn mark_failed_counts_attempts(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
     let seq = test.store.outbox_pending(1).await.expect("read outbox")[0].seq;
     let long_error = "连接被拒绝 ".repeat(400);
@@ -80,9 +86,8 @@ async fn mark_failed_counts_attempts() {
     assert!(long_error.starts_with(&last_error));
 }
 
-#[tokio::test]
-async fn mark_unknown_seq_fails() {
-    let test = TestStore::open().await;
+async fn mark_unknown_seq_fails(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
     let seq = test.store.outbox_pending(1).await.expect("read outbox")[0].seq;
 
@@ -95,9 +100,8 @@ async fn mark_unknown_seq_fails() {
     assert!(state.delivered_at.is_none(), "a failed mark must mark nothing");
 }
 
-#[tokio::test]
-async fn outbox_notify_wakes_after_commit() {
-    let test = TestStore::open().await;
+async fn outbox_notify_wakes_after_commit(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let notify = test.store.outbox_notify();
 
     test.store.submit(submission(1)).await.expect("submit");
@@ -106,9 +110,8 @@ async fn outbox_notify_wakes_after_commit() {
     assert!(woken.is_ok(), "no notification after a commit with an outbox row");
 }
 
-#[tokio::test]
-async fn outbox_event_id_is_stable() {
-    let test = TestStore::open().await;
+async fn outbox_event_id_is_stable(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
 
     let first = test.store.outbox_pending(1).await.expect("read outbox");

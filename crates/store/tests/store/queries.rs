@@ -5,7 +5,20 @@ use epro_store::{
     DataQuery, QUERY_STATUS_CHANGED, QueryFilter, QueryStatus, QueryStatusChange, QueryUpdate, StoreError,
 };
 
-use crate::support::{TestStore, new_query, submission, submit_created};
+use crate::support::{Backend, TestStore, backend_tests, new_query, submission, submit_created};
+
+backend_tests!(multi_thread: concurrent_status_changes_record_each_once);
+backend_tests!(
+    queries_filter_by_each_field,
+    queries_cursor_pages_in_order,
+    queries_zero_limit_is_empty,
+    query_reads_one_by_id,
+    update_status_records_history_and_audit,
+    update_status_reopens_closed_query,
+    update_status_unknown_query_not_found,
+    update_status_same_status_unchanged,
+    update_status_blank_comment_changes_nothing,
+);
 
 /// Query ids of each kind stored by [`seed_queries`].
 struct Seeded {
@@ -60,9 +73,8 @@ fn ids(queries: &[DataQuery]) -> Vec<&str> {
     queries.iter().map(|query| query.query_id.as_str()).collect()
 }
 
-#[tokio::test]
-async fn queries_filter_by_each_field() {
-    let test = TestStore::open().await;
+async fn queries_filter_by_each_field(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
     let trial_a = || QueryFilter::new("TRIAL-A", 100);
 
@@ -104,9 +116,8 @@ async fn queries_filter_by_each_field() {
     assert!(unknown_trial.is_empty());
 }
 
-#[tokio::test]
-async fn queries_cursor_pages_in_order() {
-    let test = TestStore::open().await;
+async fn queries_cursor_pages_in_order(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let mut raised = Vec::new();
     for pain in 0..3 {
         let mut new = submission(pain);
@@ -140,9 +151,8 @@ async fn queries_cursor_pages_in_order() {
     assert_eq!(listed, sorted);
 }
 
-#[tokio::test]
-async fn queries_zero_limit_is_empty() {
-    let test = TestStore::open().await;
+async fn queries_zero_limit_is_empty(backend: Backend) {
+    let test = TestStore::open(backend).await;
     seed_queries(&test).await;
 
     let listed = test.store.queries(QueryFilter::new("TRIAL-A", 0)).await.expect("list");
@@ -150,9 +160,8 @@ async fn queries_zero_limit_is_empty() {
     assert!(listed.is_empty());
 }
 
-#[tokio::test]
-async fn query_reads_one_by_id() {
-    let test = TestStore::open().await;
+async fn query_reads_one_by_id(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
 
     let found = test.store.query(&seeded.phq9_item).await.expect("read").expect("query exists");
@@ -165,9 +174,8 @@ async fn query_reads_one_by_id() {
     assert!(missing.is_none());
 }
 
-#[tokio::test]
-async fn update_status_records_history_and_audit() {
-    let test = TestStore::open().await;
+async fn update_status_records_history_and_audit(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let mut new = submission(1);
     new.queries = vec![new_query("pain", "rule_violated", "pain-max")];
     let query_id = submit_created(&test.store, new).await.queries[0].query_id.clone();
@@ -195,7 +203,7 @@ async fn update_status_records_history_and_audit() {
     assert_eq!(stored.params, raised.params);
     assert_eq!(stored.item, raised.item);
 
-    let history = query_history(&test, &query_id);
+    let history = query_history(&test, &query_id).await;
     assert_eq!(
         history,
         [
@@ -217,14 +225,13 @@ async fn update_status_records_history_and_audit() {
     );
     let audit_filter =
         format!("action = '{QUERY_STATUS_CHANGED}' AND entity = 'data_query' AND entity_id = '{query_id}'");
-    assert_eq!(test.count("audit_events", &audit_filter), 2);
-    assert_eq!(test.count("audit_events", &format!("{audit_filter} AND actor = 'staff:DM-002'")), 1);
-    assert_eq!(test.count("audit_events", &format!("{audit_filter} AND request_id = 'req-staff'")), 1);
+    assert_eq!(test.count("audit_events", &audit_filter).await, 2);
+    assert_eq!(test.count("audit_events", &format!("{audit_filter} AND actor = 'staff:DM-002'")).await, 1);
+    assert_eq!(test.count("audit_events", &format!("{audit_filter} AND request_id = 'req-staff'")).await, 1);
 }
 
-#[tokio::test]
-async fn update_status_reopens_closed_query() {
-    let test = TestStore::open().await;
+async fn update_status_reopens_closed_query(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
     test.store.update_query_status(change(&seeded.pain_form, QueryStatus::Closed)).await.expect("close");
 
@@ -235,16 +242,15 @@ async fn update_status_reopens_closed_query() {
     };
     assert_eq!(reopened.status, QueryStatus::Open);
     let history: Vec<_> =
-        query_history(&test, &seeded.pain_form).into_iter().map(|(_, from, to, _, _)| (from, to)).collect();
+        query_history(&test, &seeded.pain_form).await.into_iter().map(|(_, from, to, _, _)| (from, to)).collect();
     assert_eq!(history, [("open".to_owned(), "closed".to_owned()), ("closed".to_owned(), "open".to_owned())]);
 }
 
-#[tokio::test]
-async fn update_status_unknown_query_not_found() {
-    let test = TestStore::open().await;
+async fn update_status_unknown_query_not_found(backend: Backend) {
+    let test = TestStore::open(backend).await;
     seed_queries(&test).await;
-    let events_before = test.count("data_query_events", "1");
-    let audit_before = test.count("audit_events", "1");
+    let events_before = test.count("data_query_events", "true").await;
+    let audit_before = test.count("audit_events", "true").await;
 
     let update = test
         .store
@@ -253,32 +259,30 @@ async fn update_status_unknown_query_not_found() {
         .expect("update");
 
     assert_eq!(update, QueryUpdate::NotFound);
-    assert_eq!(test.count("data_query_events", "1"), events_before);
-    assert_eq!(test.count("audit_events", "1"), audit_before);
+    assert_eq!(test.count("data_query_events", "true").await, events_before);
+    assert_eq!(test.count("audit_events", "true").await, audit_before);
 }
 
-#[tokio::test]
-async fn update_status_same_status_unchanged() {
-    let test = TestStore::open().await;
+async fn update_status_same_status_unchanged(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
     let before = test.store.query(&seeded.pain_item).await.expect("read").expect("exists");
-    let events_before = test.count("data_query_events", "1");
-    let audit_before = test.count("audit_events", "1");
+    let events_before = test.count("data_query_events", "true").await;
+    let audit_before = test.count("audit_events", "true").await;
 
     let update =
         test.store.update_query_status(change(&seeded.pain_item, QueryStatus::Answered)).await.expect("update");
 
     assert_eq!(update, QueryUpdate::Unchanged(before.clone()));
     assert_eq!(before.status, QueryStatus::Answered);
-    assert_eq!(test.count("data_query_events", "1"), events_before);
-    assert_eq!(test.count("audit_events", "1"), audit_before);
+    assert_eq!(test.count("data_query_events", "true").await, events_before);
+    assert_eq!(test.count("audit_events", "true").await, audit_before);
 }
 
-#[tokio::test]
-async fn update_status_blank_comment_changes_nothing() {
-    let test = TestStore::open().await;
+async fn update_status_blank_comment_changes_nothing(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
-    let audit_before = test.count("audit_events", "1");
+    let audit_before = test.count("audit_events", "true").await;
     let mut blank_comment = change(&seeded.phq9_item, QueryStatus::Closed);
     blank_comment.comment = " \t\n".to_owned();
     let mut empty_actor = change(&seeded.phq9_item, QueryStatus::Closed);
@@ -295,13 +299,12 @@ async fn update_status_blank_comment_changes_nothing() {
     assert!(matches!(actor_result, Err(StoreError::Internal(_))), "{actor_result:?}");
     assert_eq!(stored.status, QueryStatus::Open);
     assert_eq!(stored.updated_at, stored.created_at);
-    assert_eq!(test.count("data_query_events", &format!("query_id = '{}'", seeded.phq9_item)), 0);
-    assert_eq!(test.count("audit_events", "1"), audit_before);
+    assert_eq!(test.count("data_query_events", &format!("query_id = '{}'", seeded.phq9_item)).await, 0);
+    assert_eq!(test.count("audit_events", "true").await, audit_before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_status_changes_record_each_once() {
-    let test = TestStore::open().await;
+async fn concurrent_status_changes_record_each_once(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let seeded = seed_queries(&test).await;
 
     let tasks: Vec<_> = (0..10)
@@ -320,7 +323,7 @@ async fn concurrent_status_changes_record_each_once() {
     let unchanged = outcomes.iter().filter(|outcome| matches!(outcome, QueryUpdate::Unchanged(_))).count();
     assert_eq!(updated, 1);
     assert_eq!(unchanged, 9);
-    assert_eq!(test.count("data_query_events", &format!("query_id = '{}'", seeded.phq9_item)), 1);
+    assert_eq!(test.count("data_query_events", &format!("query_id = '{}'", seeded.phq9_item)).await, 1);
     for outcome in &outcomes {
         let (QueryUpdate::Updated(query) | QueryUpdate::Unchanged(query)) = outcome else {
             panic!("query was not found: {outcome:?}");
@@ -330,17 +333,17 @@ async fn concurrent_status_changes_record_each_once() {
 }
 
 /// Reads a query's history rows as (actor, from, to, comment, request id), oldest first.
-fn query_history(test: &TestStore, query_id: &str) -> Vec<(String, String, String, String, Option<String>)> {
-    let connection = test.connection();
-    let mut statement = connection
-        .prepare(
+async fn query_history(test: &TestStore, query_id: &str) -> Vec<(String, String, String, String, Option<String>)> {
+    let rows = test
+        .rows(&format!(
             "SELECT actor, from_status, to_status, comment, request_id FROM data_query_events
-             WHERE query_id = ?1 ORDER BY seq",
-        )
-        .expect("prepare history query");
-    statement
-        .query_map([query_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
-        .expect("query history")
-        .collect::<Result<_, _>>()
-        .expect("read history")
+             WHERE query_id = '{query_id}' ORDER BY seq"
+        ))
+        .await;
+    rows.into_iter()
+        .map(|row| {
+            let text = |index: usize| row[index].clone().expect("column is NOT NULL");
+            (text(0), text(1), text(2), text(3), row[4].clone())
+        })
+        .collect()
 }

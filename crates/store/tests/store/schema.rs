@@ -2,63 +2,70 @@
 
 use epro_store::{QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig, SubmissionStatus};
 
-use crate::support::{TestStore, new_query, submission, submit_created};
+use crate::support::{
+    Backend, TestDatabase, TestStore, assert_json_eq, backend_tests, new_query, submission, submit_created,
+};
 
-/// The first migration as released, to build a database the way an older epro did.
-const INITIAL_SCHEMA: &str = include_str!("../../migrations/sqlite/0001_initial.sql");
+backend_tests!(
+    submissions_reject_update_and_delete,
+    audit_events_reject_update_and_delete,
+    outbox_events_reject_content_update,
+    data_queries_reject_delete_and_content_update,
+    data_query_events_reject_update_and_delete,
+    derived_records_reject_update_and_delete,
+    open_migrates_initial_schema_database,
+    reopen_skips_applied_migrations,
+    open_rejects_zero_limits,
+    ping_succeeds_on_open_store,
+);
 
-/// Runs `sql` on a second connection and returns SQLite's error message.
-fn rejected(test: &TestStore, sql: &str) -> String {
-    match test.connection().execute(sql, []) {
-        Ok(changed) => panic!("{sql:?} succeeded and changed {changed} rows"),
-        Err(error) => error.to_string(),
-    }
-}
+/// The first SQLite migration as released, to build a database the way an older epro
+/// did.
+const INITIAL_SQLITE_SCHEMA: &str = include_str!("../../migrations/sqlite/0001_initial.sql");
 
-#[tokio::test]
-async fn submissions_reject_update_and_delete() {
-    let test = TestStore::open().await;
+/// The first PostgreSQL migration as released.
+const INITIAL_POSTGRES_SCHEMA: &str = include_str!("../../migrations/postgres/0001_initial.sql");
+
+async fn submissions_reject_update_and_delete(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
 
-    let update = rejected(&test, "UPDATE submissions SET raw_answers = '{}'");
-    let delete = rejected(&test, "DELETE FROM submissions");
+    let update = test.rejected("UPDATE submissions SET raw_answers = '{}'").await;
+    let delete = test.rejected("DELETE FROM submissions").await;
 
     assert!(update.contains("submissions is append-only"), "{update}");
     assert!(delete.contains("submissions is append-only"), "{delete}");
-    assert_eq!(test.count("submissions", "raw_answers = '{\"pain\":1}'"), 1);
+    assert_eq!(test.count("submissions", "raw_answers = '{\"pain\":1}'").await, 1);
 }
 
-#[tokio::test]
-async fn audit_events_reject_update_and_delete() {
-    let test = TestStore::open().await;
+async fn audit_events_reject_update_and_delete(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
 
-    let update = rejected(&test, "UPDATE audit_events SET actor = 'someone else'");
-    let delete = rejected(&test, "DELETE FROM audit_events");
+    let update = test.rejected("UPDATE audit_events SET actor = 'someone else'").await;
+    let delete = test.rejected("DELETE FROM audit_events").await;
 
     assert!(update.contains("audit_events is append-only"), "{update}");
     assert!(delete.contains("audit_events is append-only"), "{delete}");
-    assert_eq!(test.count("audit_events", "actor = 'patient:P-001'"), 1);
+    assert_eq!(test.count("audit_events", "actor = 'patient:P-001'").await, 1);
 }
 
-#[tokio::test]
-async fn outbox_events_reject_content_update() {
-    let test = TestStore::open().await;
+async fn outbox_events_reject_content_update(backend: Backend) {
+    let test = TestStore::open(backend).await;
     test.store.submit(submission(1)).await.expect("submit");
 
-    let update = rejected(&test, "UPDATE outbox_events SET payload = '{}'");
+    let update = test.rejected("UPDATE outbox_events SET payload = '{}'").await;
 
     assert!(update.contains("outbox_events content is immutable"), "{update}");
 }
 
-#[tokio::test]
-async fn data_queries_reject_delete_and_content_update() {
-    let test = TestStore::open().await;
+async fn data_queries_reject_delete_and_content_update(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let mut new = submission(1);
     new.queries = vec![new_query("pain", "rule_violated", "pain-max")];
     let query_id = submit_created(&test.store, new).await.queries[0].query_id.clone();
 
-    let delete = rejected(&test, "DELETE FROM data_queries");
+    let delete = test.rejected("DELETE FROM data_queries").await;
     let content_updates = [
         "UPDATE data_queries SET params = '{}'",
         "UPDATE data_queries SET item = 'mood'",
@@ -68,18 +75,17 @@ async fn data_queries_reject_delete_and_content_update() {
 
     assert!(delete.contains("data_queries are never deleted"), "{delete}");
     for sql in content_updates {
-        let update = rejected(&test, sql);
+        let update = test.rejected(sql).await;
         assert!(update.contains("data_queries content is immutable"), "{sql}: {update}");
     }
     let stored = test.store.query(&query_id).await.expect("read").expect("query kept");
     assert_eq!(stored.status, QueryStatus::Open);
     assert_eq!(stored.item, "pain");
-    assert_eq!(stored.params, r#"{"min":0,"max":10}"#);
+    assert_json_eq(&stored.params, r#"{"min":0,"max":10}"#);
 }
 
-#[tokio::test]
-async fn data_query_events_reject_update_and_delete() {
-    let test = TestStore::open().await;
+async fn data_query_events_reject_update_and_delete(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let mut new = submission(1);
     new.queries = vec![new_query("pain", "rule_violated", "pain-max")];
     let query_id = submit_created(&test.store, new).await.queries[0].query_id.clone();
@@ -92,17 +98,16 @@ async fn data_query_events_reject_update_and_delete() {
     };
     test.store.update_query_status(change).await.expect("answer");
 
-    let update = rejected(&test, "UPDATE data_query_events SET comment = 'rewritten'");
-    let delete = rejected(&test, "DELETE FROM data_query_events");
+    let update = test.rejected("UPDATE data_query_events SET comment = 'rewritten'").await;
+    let delete = test.rejected("DELETE FROM data_query_events").await;
 
     assert!(update.contains("data_query_events is append-only"), "{update}");
     assert!(delete.contains("data_query_events is append-only"), "{delete}");
-    assert_eq!(test.count("data_query_events", "comment = 'confirmed'"), 1);
+    assert_eq!(test.count("data_query_events", "comment = 'confirmed'").await, 1);
 }
 
-#[tokio::test]
-async fn derived_records_reject_update_and_delete() {
-    let test = TestStore::open().await;
+async fn derived_records_reject_update_and_delete(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let new = submission(1);
     submit_created(&test.store, new.clone()).await;
     let record = Revalidation {
@@ -116,42 +121,61 @@ async fn derived_records_reject_update_and_delete() {
     };
     test.store.record_revalidation(record).await.expect("record");
 
-    let update = rejected(&test, "UPDATE derived_records SET scores = '[1]'");
-    let delete = rejected(&test, "DELETE FROM derived_records");
+    let update = test.rejected("UPDATE derived_records SET scores = '[1]'").await;
+    let delete = test.rejected("DELETE FROM derived_records").await;
 
     assert!(update.contains("derived_records is append-only"), "{update}");
     assert!(delete.contains("derived_records is append-only"), "{delete}");
-    assert_eq!(test.count("derived_records", "scores = '[]'"), 1);
+    assert_eq!(test.count("derived_records", "scores = '[]'").await, 1);
 }
 
-/// A file written by a build that had only the first migration gains the new columns
-/// with their defaults, and its rows read back unchanged.
-#[tokio::test]
-async fn open_migrates_initial_schema_database() {
-    let directory = tempfile::tempdir().expect("create temporary directory");
-    let config = StoreConfig::new(directory.path().join("epro.db"));
-    let old = rusqlite::Connection::open(&config.path).expect("create old database");
-    old.execute_batch(INITIAL_SCHEMA).expect("run the first migration");
-    old.pragma_update(None, "user_version", 1).expect("record the first migration");
-    old.execute(
-        r#"INSERT INTO submissions (
-            submission_id, trial_id, form_id, form_version, patient_id, completed_at,
-            completed_at_offset_seconds, received_at, source, raw_answers, normalized_answers,
-            content_sha256, request_id
-        ) VALUES ('old-1', 'TRIAL-A', 'pain-diary', '1.0.0', 'P-001', '2024-12-01T02:00:00Z',
-            28800, '2024-12-01T02:00:05Z', 'native', '{"pain":3}', '{"pain":3}', zeroblob(32), NULL)"#,
-        [],
-    )
-    .expect("insert old submission");
-    drop(old);
+/// A database written by a build that had only the first migration gains the new
+/// columns with their defaults, and its rows read back unchanged.
+async fn open_migrates_initial_schema_database(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    match &database {
+        TestDatabase::Sqlite { path, .. } => {
+            let old = rusqlite::Connection::open(path).expect("create old database");
+            old.execute_batch(INITIAL_SQLITE_SCHEMA).expect("run the first migration");
+            old.pragma_update(None, "user_version", 1).expect("record the first migration");
+            old.execute(
+                r#"INSERT INTO submissions (
+                    submission_id, trial_id, form_id, form_version, patient_id, completed_at,
+                    completed_at_offset_seconds, received_at, source, raw_answers, normalized_answers,
+                    content_sha256, request_id
+                ) VALUES ('old-1', 'TRIAL-A', 'pain-diary', '1.0.0', 'P-001', '2024-12-01T02:00:00Z',
+                    28800, '2024-12-01T02:00:05Z', 'native', '{"pain":3}', '{"pain":3}', zeroblob(32), NULL)"#,
+                [],
+            )
+            .expect("insert old submission");
+        }
+        TestDatabase::Postgres { client, .. } => {
+            client.batch_execute(INITIAL_POSTGRES_SCHEMA).await.expect("run the first migration");
+            client
+                .batch_execute(
+                    r#"CREATE TABLE epro_schema_migrations (
+                        version integer NOT NULL PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now()
+                    );
+                    INSERT INTO epro_schema_migrations (version, name) VALUES (1, 'initial');
+                    INSERT INTO submissions (
+                        submission_id, trial_id, form_id, form_version, patient_id, completed_at,
+                        completed_at_offset_seconds, received_at, source, raw_answers, normalized_answers,
+                        content_sha256, request_id
+                    ) VALUES ('old-1', 'TRIAL-A', 'pain-diary', '1.0.0', 'P-001', '2024-12-01T02:00:00Z',
+                        28800, '2024-12-01T02:00:05Z', 'native', '{"pain":3}', '{"pain":3}',
+                        decode(repeat('00', 32), 'hex'), NULL)"#,
+                )
+                .await
+                .expect("record the first migration and insert an old submission");
+        }
+    }
 
-    let store = Store::open(config.clone()).await.expect("open and migrate");
+    let store = Store::open(database.config()).await.expect("open and migrate");
     let stored = store.submission("old-1").await.expect("read").expect("old submission kept");
     let receipt = submit_created(&store, submission(1)).await;
-    let user_version: u32 = rusqlite::Connection::open(&config.path)
-        .expect("open")
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .expect("read user_version");
+    let version = schema_version(&database).await;
 
     assert_eq!(stored.scores, "[]");
     assert_eq!(stored.status, SubmissionStatus::Accepted);
@@ -159,14 +183,13 @@ async fn open_migrates_initial_schema_database() {
     assert_eq!(stored.raw_answers, r#"{"pain":3}"#);
     assert_eq!(stored.completed_at.offset().whole_seconds(), 28800);
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
-    assert_eq!(user_version, SCHEMA_VERSION);
+    assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 2);
     store.close().await;
 }
 
-#[tokio::test]
-async fn reopen_skips_applied_migrations() {
-    let test = TestStore::open().await;
+async fn reopen_skips_applied_migrations(backend: Backend) {
+    let test = TestStore::open(backend).await;
     let new = submission(1);
     test.store.submit(new.clone()).await.expect("submit");
     test.store.close().await;
@@ -175,18 +198,35 @@ async fn reopen_skips_applied_migrations() {
     // skipped.
     let reopened = Store::open(test.config.clone()).await.expect("reopen");
     let stored = reopened.submission(&new.submission_id).await.expect("read");
-    let user_version: u32 =
-        test.connection().query_row("PRAGMA user_version", [], |row| row.get(0)).expect("read user_version");
+    let version = schema_version(&test.database).await;
 
     assert!(stored.is_some());
-    assert_eq!(user_version, SCHEMA_VERSION);
-    assert_eq!(test.count("sqlite_master", "type = 'table' AND name = 'submissions'"), 1);
+    assert_eq!(version, SCHEMA_VERSION);
+    let submissions_tables = if test.is_postgres() {
+        test.count("information_schema.tables", "table_name = 'submissions'").await
+    } else {
+        test.count("sqlite_master", "type = 'table' AND name = 'submissions'").await
+    };
+    assert_eq!(submissions_tables, 1);
     reopened.close().await;
+}
+
+/// Reads the schema version recorded in the database: `PRAGMA user_version` on SQLite,
+/// the rows of `epro_schema_migrations` on PostgreSQL.
+async fn schema_version(database: &TestDatabase) -> u32 {
+    let count: i64 = match database {
+        TestDatabase::Sqlite { .. } => {
+            let connection = database.connection();
+            connection.query_row("PRAGMA user_version", [], |row| row.get(0)).expect("read user_version")
+        }
+        TestDatabase::Postgres { .. } => database.count("epro_schema_migrations", "true").await,
+    };
+    u32::try_from(count).expect("schema version fits u32")
 }
 
 #[tokio::test]
 async fn open_enables_wal_journal() {
-    let test = TestStore::open().await;
+    let test = TestStore::open(Backend::Sqlite).await;
 
     let journal_mode: String =
         test.connection().query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("read journal_mode");
@@ -207,29 +247,38 @@ async fn open_rejects_missing_directory() {
     assert!(!path.parent().expect("parent").exists());
 }
 
-#[tokio::test]
-async fn open_rejects_zero_limits() {
-    let directory = tempfile::tempdir().expect("create temporary directory");
-    let path = directory.path().join("epro.db");
+/// A zero limit is rejected before the database is touched: no SQLite file is created,
+/// and no table appears in the PostgreSQL database.
+async fn open_rejects_zero_limits(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
     type SetToZero = fn(&mut StoreConfig);
-    let cases: [(&str, SetToZero); 3] = [
-        ("max_batch", |config| config.max_batch = 0),
-        ("queue_capacity", |config| config.queue_capacity = 0),
-        ("read_connections", |config| config.read_connections = 0),
-    ];
+    let mut cases: Vec<(&str, SetToZero)> =
+        vec![("max_batch", |config| config.max_batch = 0), ("queue_capacity", |config| config.queue_capacity = 0)];
+    if database.is_postgres() {
+        cases.push(("pool_size", |config| {
+            if let epro_store::Backend::Postgres { pool_size, .. } = &mut config.backend {
+                *pool_size = 0;
+            }
+        }));
+    } else {
+        cases.push(("read_connections", |config| config.read_connections = 0));
+    }
 
     for (field, zero) in cases {
-        let mut config = StoreConfig::new(&path);
+        let mut config = database.config();
         zero(&mut config);
         let error = Store::open(config).await.expect_err("open must fail");
         assert!(error.to_string().contains(field), "{field}: {error:#}");
     }
-    assert!(!path.exists(), "a rejected configuration must not create the file");
+    if database.is_postgres() {
+        assert_eq!(database.count("information_schema.tables", "table_schema = 'public'").await, 0);
+    } else {
+        assert!(!database.path().exists(), "a rejected configuration must not create the file");
+    }
 }
 
-#[tokio::test]
-async fn ping_succeeds_on_open_store() {
-    let test = TestStore::open().await;
+async fn ping_succeeds_on_open_store(backend: Backend) {
+    let test = TestStore::open(backend).await;
 
     let result = test.store.ping().await;
 

@@ -1,0 +1,413 @@
+//! The PostgreSQL backend of [`Store`](crate::Store), with the same operations and the
+//! same results as the SQLite backend, on a pool of connections.
+//!
+//! Submissions go through the writer task (`writer`), which commits them in batches
+//! like the SQLite writer thread. Every other write runs in its own transaction on
+//! the pool, and reads run on the pool too. A pooled connection is handed out only
+//! after a check that it is still open, and a new one is opened when none is idle, so
+//! the store recovers by itself when the database comes back after an outage.
+//!
+//! Differences from SQLite that a caller can see:
+//!
+//! - Timestamps keep microseconds, not nanoseconds. The store cuts the finer digits
+//!   before writing, so the receipt of a new submission equals what is read back.
+//! - jsonb columns (scores, query params, derived findings, event payloads) come back
+//!   compact with the same content, but with jsonb's order of object keys.
+//! - [`StoreError::Unavailable`] reports an unreachable database.
+//! - Writes other than submissions do not queue, so they never fail with
+//!   [`StoreError::Overloaded`]; they wait up to [`POOL_TIMEOUT`] for a connection.
+
+mod batch;
+mod error;
+mod outbox;
+mod reader;
+mod rules;
+mod schema;
+mod writer;
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
+
+use self::error::classify;
+use self::writer::{SubmitCommand, Writer};
+use crate::metrics::{SharedRecorder, WriterMetrics};
+use crate::model::{
+    DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
+    QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+};
+use crate::reader::SubmissionPage;
+use crate::writer::Shared;
+
+/// How long a caller waits for a pooled connection, and how long opening or checking
+/// one may take, before the operation fails with [`StoreError::Unavailable`]. Short, so
+/// that requests fail fast while the database is down instead of piling up.
+pub(crate) const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Settings of [`PostgresStore::open`], taken from [`StoreConfig`](crate::StoreConfig).
+pub(crate) struct Settings<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) pool_size: u32,
+    pub(crate) max_batch: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) metrics: Option<&'a SharedRecorder>,
+}
+
+/// An open PostgreSQL store: the pool and the writer task.
+pub(crate) struct PostgresStore {
+    pool: Pool,
+    /// Host, port and database name, for logs. Never the password.
+    target: String,
+    /// The long-lived sender of the writer's queue. [`PostgresStore::close`] takes it
+    /// out, so the channel closes once in-flight sends finish and the writer drains.
+    commands: RwLock<Option<mpsc::Sender<SubmitCommand>>>,
+    pub(crate) shared: Arc<Shared>,
+    /// Joined by the first [`PostgresStore::close`]. Held in an async mutex so that a
+    /// second `close` waits for the first to finish.
+    writer_task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// `true` once closed. Writes on the pool hold it for reading while they run, and
+    /// `close` takes it for writing, so `close` waits for them and later ones fail
+    /// with [`StoreError::ShuttingDown`].
+    closed: tokio::sync::RwLock<bool>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore").field("database", &self.target).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects, runs pending migrations and starts the writer task.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the URL is invalid, when the database cannot be reached (the error
+    /// then wraps [`StoreError::Unavailable`]), or when a migration fails or the schema
+    /// is newer than this build.
+    pub(crate) async fn open(settings: Settings<'_>) -> anyhow::Result<PostgresStore> {
+        let mut config = tokio_postgres::Config::from_str(settings.url)
+            .map_err(|error| anyhow!("invalid PostgreSQL URL: {error}"))?;
+        let target = describe_target(&config);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("epro");
+        }
+
+        // NOTE: connections are unencrypted (NoTls); a server that requires TLS
+        // refuses them. Add a TLS connector before using a database across a network.
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool_size = usize::try_from(settings.pool_size).unwrap_or(usize::MAX);
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .context("failed to build the PostgreSQL connection pool")?;
+
+        let migrated = async {
+            let mut client = pool.get().await.context("failed to connect")?;
+            schema::migrate(&mut client).await
+        }
+        .await;
+        if let Err(error) = migrated {
+            let error = error.context(format!("failed to open PostgreSQL database {target}"));
+            return Err(match classify(error) {
+                unavailable @ StoreError::Unavailable(_) => anyhow::Error::new(unavailable),
+                other => anyhow::Error::new(other),
+            });
+        }
+
+        let (commands, receiver) = mpsc::channel(settings.queue_capacity);
+        let shared = Arc::new(Shared::default());
+        let writer = Writer {
+            pool: pool.clone(),
+            commands: receiver,
+            shared: Arc::clone(&shared),
+            max_batch: settings.max_batch,
+            metrics: WriterMetrics::new(settings.metrics),
+        };
+        let writer_task = tokio::spawn(writer.run());
+
+        Ok(PostgresStore {
+            pool,
+            target,
+            commands: RwLock::new(Some(commands)),
+            shared,
+            writer_task: tokio::sync::Mutex::new(Some(writer_task)),
+            closed: tokio::sync::RwLock::new(false),
+        })
+    }
+
+    /// Returns host, port and database name, for logs.
+    pub(crate) fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub(crate) async fn submit(&self, submission: NewSubmission) -> Result<SubmitOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(SubmitCommand { submission: Box::new(submission), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn submission(&self, id: &str) -> Result<Option<StoredSubmission>, StoreError> {
+        let mut client = self.client().await?;
+        reader::submission(&mut client, id).await.map_err(classify)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await.context("failed to run SELECT 1").map_err(classify)?;
+        Ok(())
+    }
+
+    pub(crate) async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let client = self.client().await?;
+        reader::outbox_pending(&client, limit).await.map_err(classify)
+    }
+
+    pub(crate) async fn outbox_claim(
+        &self,
+        relay_id: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let client = self.client().await?;
+        let events = outbox::claim(&client, relay_id, limit, lease).await.map_err(classify)?;
+        self.record_transaction();
+        Ok(events)
+    }
+
+    pub(crate) async fn outbox_event(&self, seq: i64) -> Result<Option<OutboxEventState>, StoreError> {
+        let client = self.client().await?;
+        reader::outbox_event(&client, seq).await.map_err(classify)
+    }
+
+    pub(crate) async fn outbox_mark_delivered(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        outbox::mark_delivered(&mut client, seqs).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(())
+    }
+
+    pub(crate) async fn outbox_mark_failed(&self, failure: OutboxFailure) -> Result<Vec<i64>, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let dead = outbox::mark_failed(&mut client, &failure).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(dead)
+    }
+
+    pub(crate) async fn outbox_release(&self, relay_id: &str) -> Result<u64, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let client = self.client().await?;
+        let released = outbox::release(&client, relay_id).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(released)
+    }
+
+    pub(crate) async fn outbox_dead_letters(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEventState>, StoreError> {
+        let client = self.client().await?;
+        reader::outbox_dead_letters(&client, after, limit).await.map_err(classify)
+    }
+
+    pub(crate) async fn outbox_replay(&self, replay: OutboxReplay) -> Result<Vec<i64>, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let seqs = outbox::replay(&mut client, &replay).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        if !seqs.is_empty() {
+            self.shared.outbox_notify.notify_one();
+        }
+        Ok(seqs)
+    }
+
+    pub(crate) async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let mut client = self.client().await?;
+        reader::outbox_backlog(&mut client).await.map_err(classify)
+    }
+
+    pub(crate) async fn queries(&self, filter: QueryFilter) -> Result<Vec<DataQuery>, StoreError> {
+        let client = self.client().await?;
+        reader::data_queries(&client, &filter).await.map_err(classify)
+    }
+
+    pub(crate) async fn query(&self, query_id: &str) -> Result<Option<DataQuery>, StoreError> {
+        let client = self.client().await?;
+        reader::data_query(&client, query_id).await.map_err(classify)
+    }
+
+    pub(crate) async fn update_query_status(&self, change: QueryStatusChange) -> Result<QueryUpdate, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let update =
+            rules::update_query_status(&mut client, &change).await.map_err(|error| self.record_failure(error))?;
+        if matches!(update, QueryUpdate::Updated(_)) {
+            self.record_transaction();
+        }
+        Ok(update)
+    }
+
+    pub(crate) async fn submissions_page(
+        &self,
+        page: &SubmissionPage<'_>,
+    ) -> Result<Vec<(i64, StoredSubmission)>, StoreError> {
+        let mut client = self.client().await?;
+        reader::submissions_page(&mut client, page).await.map_err(classify)
+    }
+
+    pub(crate) async fn record_revalidation(&self, record: Revalidation) -> Result<RevalidationOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome =
+            rules::record_revalidation(&mut client, &record).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    /// Returns the number of submissions queued for the writer and not yet taken into
+    /// a batch.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting writes, lets the writer commit everything queued and waits for
+    /// it and for the writes running on the pool. Reads keep working.
+    pub(crate) async fn close(&self) {
+        let mut writer_task = self.writer_task.lock().await;
+
+        let sender = self.commands.write().unwrap_or_else(PoisonError::into_inner).take();
+        drop(sender);
+        *self.closed.write().await = true;
+
+        let Some(handle) = writer_task.take() else {
+            return;
+        };
+        // The writer logs its own stop, so success needs no line here.
+        if let Err(error) = handle.await {
+            tracing::error!(error = %error, "Store writer task failed");
+        }
+    }
+
+    /// Queues a submission without waiting, so that overload is reported at once.
+    fn try_enqueue(&self, command: SubmitCommand) -> Result<(), StoreError> {
+        let commands = self.commands.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = commands.as_ref() else {
+            return Err(StoreError::ShuttingDown);
+        };
+
+        // Count before sending, because the writer may take the command and decrement
+        // before `try_send` returns.
+        let queued = &self.shared.queued;
+        queued.fetch_add(1, Ordering::Relaxed);
+        match sender.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Overloaded)
+            }
+            Err(TrySendError::Closed(_)) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                Err(writer_stopped())
+            }
+        }
+    }
+
+    /// Returns a guard that keeps [`close`](Self::close) waiting while a write runs, or
+    /// [`StoreError::ShuttingDown`] once the store is closed.
+    async fn open_for_writes(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>, StoreError> {
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(StoreError::ShuttingDown);
+        }
+        Ok(closed)
+    }
+
+    /// Takes a connection from the pool, or reports the database unavailable.
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.context("failed to get a database connection").map_err(classify)
+    }
+
+    /// Counts a write committed on the pool, as the writer counts its batches.
+    fn record_transaction(&self) {
+        self.shared.batches_committed.fetch_add(1, Ordering::Relaxed);
+        self.shared.commands_committed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write on the pool that did not commit, and classifies its error.
+    fn record_failure(&self, error: anyhow::Error) -> StoreError {
+        let error = classify(error);
+        let counter = match error {
+            StoreError::Unavailable(_) => &self.shared.batches_failed,
+            _ => &self.shared.commands_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        error
+    }
+}
+
+/// Describes where a configuration connects, without user or password:
+/// `host:port/database`.
+pub(crate) fn describe_target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config.get_ports().get(index).or(config.get_ports().first()).copied().unwrap_or(5432);
+            format!("{name}:{port}")
+        })
+        .collect();
+    let hosts = if hosts.is_empty() { "localhost:5432".to_owned() } else { hosts.join(",") };
+    let database = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    format!("{hosts}/{database}")
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Internal(anyhow!("store writer task has stopped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_omits_password() {
+        let config = tokio_postgres::Config::from_str("postgres://epro:s3cret@db.example:6543/trials").expect("parse");
+
+        let target = describe_target(&config);
+
+        assert_eq!(target, "db.example:6543/trials");
+    }
+
+    #[test]
+    fn target_defaults_port_and_database() {
+        let config = tokio_postgres::Config::from_str("postgres://epro@127.0.0.1").expect("parse");
+
+        assert_eq!(describe_target(&config), "127.0.0.1:5432/epro");
+    }
+}
