@@ -82,6 +82,7 @@ impl Application {
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("failed to listen on {} (http.listen)", config.http.listen))?;
+        let port = listener.local_addr()?.port();
         let ops_listener = match config.telemetry.metrics_listen {
             Some(address) => Some(
                 TcpListener::bind(address)
@@ -123,7 +124,7 @@ impl Application {
             ops_listener,
             state,
             sink,
-            relay: config.relay(),
+            relay: config.relay(port),
             timing: ShutdownTiming {
                 readiness_delay: Duration::from_secs(config.http.shutdown_readiness_delay_seconds),
                 drain_timeout: Duration::from_secs(config.http.shutdown_timeout_seconds),

@@ -59,9 +59,10 @@ mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, QueryFilter,
-    QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, Revalidation, RevalidationOutcome,
-    SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
+    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt,
+    ReplaySelection, Revalidation, RevalidationOutcome, SourceFormat, StoreError, StoreStats, StoredSubmission,
+    SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, StoreConfig};

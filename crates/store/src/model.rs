@@ -246,6 +246,11 @@ pub enum StoreError {
     /// [`Store::close`](crate::Store::close) has been called.
     #[error("store is shutting down")]
     ShuttingDown,
+    /// The database cannot be reached (PostgreSQL down or the connection lost). Nothing
+    /// of the operation was acknowledged; the caller should answer "try again later"
+    /// (HTTP 503 with `Retry-After`). The embedded SQLite backend never returns it.
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// A database or thread failure. The text is for logs, never for patients.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -321,7 +326,8 @@ pub struct OutboxEvent {
 }
 
 /// An outbox event together with its delivery state, read by
-/// [`Store::outbox_event`](crate::Store::outbox_event).
+/// [`Store::outbox_event`](crate::Store::outbox_event) and
+/// [`Store::outbox_dead_letters`](crate::Store::outbox_dead_letters).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxEventState {
     pub event: OutboxEvent,
@@ -329,16 +335,64 @@ pub struct OutboxEventState {
     pub delivered_at: Option<OffsetDateTime>,
     /// Error text of the most recent failed publish attempt.
     pub last_error: Option<String>,
+    /// Relay holding the current or last claim, or `None` when unclaimed.
+    pub claimed_by: Option<String>,
+    /// When that claim's lease ends. After it, another relay may claim the event.
+    pub claim_expires_at: Option<OffsetDateTime>,
+    /// Failed attempts the sink answered with a refusal. Unreachable-sink failures
+    /// count in `event.attempts` only.
+    pub rejections: u32,
+    /// When the event became a dead letter, or `None` while it is live.
+    pub dead_lettered_at: Option<OffsetDateTime>,
 }
 
 /// The undelivered part of the outbox, read by
 /// [`Store::outbox_backlog`](crate::Store::outbox_backlog).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboxBacklog {
-    /// Events not yet marked delivered.
+    /// Events not yet delivered and not dead-lettered: the relay's work.
     pub pending: u64,
-    /// When the oldest undelivered event was written, or `None` when there is none.
+    /// When the oldest pending event was written, or `None` when there is none.
     pub oldest_occurred_at: Option<OffsetDateTime>,
+    /// Dead-lettered events waiting for a replay.
+    pub dead_letters: u64,
+}
+
+/// A failed publish of some outbox events, recorded by
+/// [`Store::outbox_mark_failed`](crate::Store::outbox_mark_failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxFailure {
+    pub seqs: Vec<i64>,
+    /// Error text kept as `last_error`, cut to 2000 bytes. It must not contain answers
+    /// or secrets.
+    pub error: String,
+    /// `true` when the sink answered and refused the events; `false` when it could not
+    /// be reached. Only refusals count toward the dead-letter limit, so an outage of
+    /// any length never dead-letters anything.
+    pub rejected: bool,
+    /// Number of refusals after which an event becomes a dead letter. At least 1.
+    pub dead_letter_after: u32,
+}
+
+/// Which outbox events [`Store::outbox_replay`](crate::Store::outbox_replay) sends
+/// again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplaySelection {
+    /// Every dead-lettered event.
+    DeadLetters,
+    /// These events, delivered or not. An unknown id fails the whole replay.
+    EventIds(Vec<Uuid>),
+}
+
+/// An operator's request to send outbox events again, recorded in the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxReplay {
+    pub selection: ReplaySelection,
+    /// Who asked, for example `operator:cli`. Must not be empty.
+    pub actor: String,
+    /// Why, kept in the log line of the replay. Must not be blank.
+    pub reason: String,
+    pub request_id: Option<String>,
 }
 
 /// Counters of the writer thread since the store was opened.

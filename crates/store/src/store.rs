@@ -21,8 +21,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, StoreError, StoreStats, StoredSubmission,
-    SubmitOutcome,
+    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, StoreError, StoreStats,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::writer::{Command, Shared, Writer};
 use crate::{reader, schema};
@@ -249,13 +249,38 @@ impl Store {
         .await
     }
 
-    /// Reads up to `limit` undelivered outbox events, oldest `seq` first.
+    /// Reads up to `limit` pending outbox events (neither delivered nor dead-lettered),
+    /// oldest `seq` first, whether a relay has claimed them or not. For inspection and
+    /// tests; the relay uses [`outbox_claim`](Store::outbox_claim).
     ///
     /// # Errors
     ///
     /// [`StoreError::Internal`] on a database error.
     pub async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         self.read(move |connection| reader::outbox_pending(connection, limit)).await
+    }
+
+    /// Claims up to `limit` pending outbox events for the relay `relay_id`, oldest
+    /// `seq` first, for the duration of `lease`.
+    ///
+    /// Events under another relay's live lease are skipped, so two relays never
+    /// publish the same event at the same time. A lease that ends without a
+    /// delivery mark (a crashed relay) makes its events claimable again, and they are
+    /// sent again: delivery is at least once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
+    /// [`StoreError::Internal`] on a database error.
+    pub async fn outbox_claim(
+        &self,
+        relay_id: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Claim { relay_id: relay_id.to_owned(), limit, lease, reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
     }
 
     /// Reads one outbox event with its delivery state, or `None` if `seq` is unknown.
@@ -267,8 +292,8 @@ impl Store {
         self.read(move |connection| reader::outbox_event(connection, seq)).await
     }
 
-    /// Marks outbox events delivered. An event already delivered keeps its first
-    /// delivery time.
+    /// Marks outbox events delivered and ends their claims. An event already delivered
+    /// keeps its first delivery time.
     ///
     /// Waits for queue space rather than failing with [`StoreError::Overloaded`],
     /// because the relay must be able to record deliveries under submission load.
@@ -287,16 +312,61 @@ impl Store {
         answer.await.map_err(|_| writer_stopped())?
     }
 
-    /// Records a failed publish attempt: increments `attempts` and keeps `error` (cut to
-    /// 2000 bytes) as `last_error`. The error text must not contain answers or secrets.
+    /// Records a failed publish of the events in `failure`: each gets one more attempt,
+    /// the error as `last_error` and its claim ended. When the sink refused them, each
+    /// also gets one more rejection, and an event whose rejections reach
+    /// `dead_letter_after` becomes a dead letter. Returns the `seq`s that became dead
+    /// letters.
     ///
     /// # Errors
     ///
     /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
-    /// [`StoreError::Internal`] when `seq` does not exist or the batch fails to commit.
-    pub async fn outbox_mark_failed(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+    /// [`StoreError::Internal`] when a `seq` does not exist (then none is marked),
+    /// `dead_letter_after` is 0, or the batch fails to commit.
+    pub async fn outbox_mark_failed(&self, failure: OutboxFailure) -> Result<Vec<i64>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::MarkFailed { seq, error: error.to_owned(), reply }).await?;
+        self.enqueue(Command::MarkFailed { failure: Box::new(failure), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Ends every claim `relay_id` holds on undelivered events, so that another relay
+    /// can take them at once rather than after the lease. Returns how many it released.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
+    /// [`StoreError::Internal`] on a database error.
+    pub async fn outbox_release(&self, relay_id: &str) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Release { relay_id: relay_id.to_owned(), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Reads up to `limit` dead-lettered events with `seq` above `after`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Internal`] on a database error.
+    pub async fn outbox_dead_letters(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEventState>, StoreError> {
+        self.read(move |connection| reader::outbox_dead_letters(connection, after, limit)).await
+    }
+
+    /// Sends the selected outbox events again: each becomes pending with its
+    /// rejections reset, and gets an `outbox.replayed` audit row in the same
+    /// transaction. Returns their `seq`s in order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close), and
+    /// [`StoreError::Internal`] when an event id is unknown, the actor is empty or the
+    /// reason blank (then nothing changes), or the batch fails to commit.
+    pub async fn outbox_replay(&self, replay: OutboxReplay) -> Result<Vec<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Replay { replay: Box::new(replay), reply }).await?;
         answer.await.map_err(|_| writer_stopped())?
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use epro_store::{NewQuery, NewSubmission, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
+use epro_store::{NewQuery, NewSubmission, OutboxFailure, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
 use rusqlite::Connection;
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -116,4 +116,9 @@ pub async fn wait_for_queue_depth(store: &Store, depth: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("queue depth stayed at {} instead of reaching {depth}", store.queue_depth());
+}
+
+/// A publish failure where the sink could not be reached.
+pub fn unreachable(seqs: Vec<i64>) -> OutboxFailure {
+    OutboxFailure { seqs, error: "connection refused".to_owned(), rejected: false, dead_letter_after: 3 }
 }
