@@ -277,6 +277,22 @@ impl Config {
         Ok(PathBuf::from(path))
     }
 
+    /// Returns the store settings for `database.url`, with `metrics` as the
+    /// recorder the store and the relay write to.
+    ///
+    /// # Errors
+    ///
+    /// Fails for a URL this build cannot open.
+    pub fn store_config(&self, metrics: Option<epro_store::SharedRecorder>) -> anyhow::Result<epro_store::StoreConfig> {
+        Ok(epro_store::StoreConfig {
+            path: self.sqlite_path()?,
+            max_batch: self.database.group_commit_max_rows,
+            queue_capacity: self.database.queue_capacity,
+            read_connections: self.database.read_connections,
+            metrics,
+        })
+    }
+
     /// Returns the admission limits for the HTTP layer, with 0 for "off"
     /// turned into `None`.
     pub fn admission(&self) -> AdmissionSettings {
