@@ -2,6 +2,9 @@
 //! or overload it. Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod postgres;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
