@@ -1,5 +1,6 @@
-//! The command line: `epro serve`, `epro forms check` and `epro migrate`,
-//! and what each returns as its exit status.
+//! The command line: `epro serve`, `epro forms check`, `epro migrate`,
+//! `epro revalidate` and `epro outbox`, and what each returns as its exit
+//! status.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,12 +50,53 @@ pub enum Command {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Inspect the outbox and send events again.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Create or upgrade the database schema, then exit. `serve` does this
     /// too at start; this command lets a deployment do it beforehand.
     Migrate {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+/// Subcommands of `epro outbox`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List dead-lettered events: those the sink refused
+    /// outbox.dead_letter_after_rejections times. Prints one JSON object per
+    /// line, without answers.
+    DeadLetters {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only events with a sequence number above this one.
+        #[arg(long)]
+        after: Option<i64>,
+        /// Most events to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send outbox events again: every dead letter, or the events named by
+    /// id (delivered or not). Works while the server runs; its relay picks
+    /// them up. Each replayed event gets an audit row.
+    Replay {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Replay every dead-lettered event.
+        #[arg(long, conflicts_with = "event_id", required_unless_present = "event_id")]
+        dead_letters: bool,
+        /// Replay this event (its eventId); repeat for several.
+        #[arg(long = "event-id", value_name = "EVENT_ID")]
+        event_id: Vec<uuid::Uuid>,
+        /// Why the events are sent again, kept in the audit trail.
+        #[arg(long)]
+        reason: String,
     },
 }
 

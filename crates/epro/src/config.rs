@@ -111,6 +111,18 @@ pub struct OutboxConfig {
     pub initial_backoff_milliseconds: u64,
     /// Longest wait between publish attempts.
     pub max_backoff_seconds: u64,
+    /// How long a relay's claim on a batch keeps other instances' relays off
+    /// it. A crashed instance's events are sent again by another one after
+    /// this; it must exceed the slowest publish.
+    pub lease_seconds: u64,
+    /// Refusals by the sink (a nack, a returned message, HTTP 4xx) after
+    /// which an event becomes a dead letter. An unreachable sink never
+    /// dead-letters anything: it is retried without limit.
+    pub dead_letter_after_rejections: u32,
+    /// Names this instance's claims in the outbox; empty means `HOST:PORT`
+    /// of the HTTP listener, unique per instance and the same after a restart,
+    /// so that a restarted instance takes back its own claims at once.
+    pub relay_id: String,
 }
 
 /// `[auth]`: credentials. Values here are secrets and never logged.
@@ -206,6 +218,9 @@ impl Default for Defaults {
                 batch_size: 256,
                 initial_backoff_milliseconds: 500,
                 max_backoff_seconds: 60,
+                lease_seconds: 60,
+                dead_letter_after_rejections: 10,
+                relay_id: String::new(),
             },
             auth: AuthConfig::default(),
             telemetry: TelemetryConfig {
@@ -262,6 +277,22 @@ impl Config {
         Ok(PathBuf::from(path))
     }
 
+    /// Returns the store settings for `database.url`, with `metrics` as the
+    /// recorder the store and the relay write to.
+    ///
+    /// # Errors
+    ///
+    /// Fails for a URL this build cannot open.
+    pub fn store_config(&self, metrics: Option<epro_store::SharedRecorder>) -> anyhow::Result<epro_store::StoreConfig> {
+        Ok(epro_store::StoreConfig {
+            backend: epro_store::Backend::Sqlite { path: self.sqlite_path()? },
+            max_batch: self.database.group_commit_max_rows,
+            queue_capacity: self.database.queue_capacity,
+            read_connections: self.database.read_connections,
+            metrics,
+        })
+    }
+
     /// Returns the admission limits for the HTTP layer, with 0 for "off"
     /// turned into `None`.
     pub fn admission(&self) -> AdmissionSettings {
@@ -279,11 +310,19 @@ impl Config {
         }
     }
 
-    /// Returns the relay settings as durations.
-    pub fn relay(&self) -> epro_outbox::RelayConfig {
+    /// Returns the relay settings as durations, for an instance whose HTTP
+    /// listener is bound to `port`.
+    pub fn relay(&self, port: u16) -> epro_outbox::RelayConfig {
+        let relay_id = match self.outbox.relay_id.trim() {
+            "" => epro_outbox::RelayConfig::relay_id_for_port(port),
+            chosen => chosen.to_owned(),
+        };
         epro_outbox::RelayConfig {
+            relay_id,
             poll_interval: Duration::from_millis(self.outbox.poll_interval_milliseconds),
             batch_size: self.outbox.batch_size,
+            lease: Duration::from_secs(self.outbox.lease_seconds),
+            dead_letter_after: self.outbox.dead_letter_after_rejections,
             initial_backoff: Duration::from_millis(self.outbox.initial_backoff_milliseconds),
             max_backoff: Duration::from_secs(self.outbox.max_backoff_seconds),
         }
@@ -315,6 +354,8 @@ impl Config {
             ("database.queue_capacity", self.database.queue_capacity),
             ("database.read_connections", self.database.read_connections as usize),
             ("outbox.batch_size", self.outbox.batch_size),
+            ("outbox.lease_seconds", self.outbox.lease_seconds as usize),
+            ("outbox.dead_letter_after_rejections", self.outbox.dead_letter_after_rejections as usize),
         ];
         for (key, value) in limits {
             anyhow::ensure!(value > 0, "{key} must be greater than 0");
@@ -330,7 +371,7 @@ impl Config {
              limit off; set both or neither",
             self.http.rate_limit_per_ip_burst
         );
-        let relay = self.relay();
+        let relay = self.relay(self.http.listen.port());
         anyhow::ensure!(
             relay.initial_backoff <= relay.max_backoff,
             "outbox.initial_backoff_milliseconds ({} ms) must not exceed outbox.max_backoff_seconds ({} s)",

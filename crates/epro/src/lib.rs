@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod forms_check;
+pub mod outbox_cli;
 pub mod revalidate;
 pub mod server;
 pub mod startup;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config, listen } => serve(&config, listen),
         Command::Migrate { config } => migrate(&config),
+        Command::Outbox { command } => epro::outbox_cli::run(command),
         Command::Revalidate { config, trial, form, version } => {
             revalidate(&config, epro::revalidate::Scope { trial_id: trial, form_id: form, form_version: version })
         }
@@ -52,14 +53,7 @@ fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
     epro::telemetry::init(&config.telemetry)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = epro_store::Store::open(epro_store::StoreConfig {
-            path: config.sqlite_path()?,
-            max_batch: config.database.group_commit_max_rows,
-            queue_capacity: config.database.queue_capacity,
-            read_connections: 1,
-            metrics: None,
-        })
-        .await?;
+        let store = epro_store::Store::open(config.store_config(None)?).await?;
         store.close().await;
         tracing::info!("Database schema is up to date");
         Ok(())
@@ -72,14 +66,7 @@ fn revalidate(config_path: &std::path::Path, scope: epro::revalidate::Scope) -> 
     let catalog = epro::catalog::load(&config.trials.directory)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = epro_store::Store::open(epro_store::StoreConfig {
-            path: config.sqlite_path()?,
-            max_batch: config.database.group_commit_max_rows,
-            queue_capacity: config.database.queue_capacity,
-            read_connections: config.database.read_connections,
-            metrics: None,
-        })
-        .await?;
+        let store = epro_store::Store::open(config.store_config(None)?).await?;
         let result = epro::revalidate::run(&store, &catalog, &scope).await;
         store.close().await;
         let summary = result?;

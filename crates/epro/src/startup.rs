@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use epro_http::{AppState, Metrics, Settings};
 use epro_outbox::RelayConfig;
-use epro_store::{Store, StoreConfig};
+use epro_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
@@ -68,20 +68,15 @@ impl Application {
             create_parent_dir(path)?;
         }
         let metrics = Metrics::new();
-        let store = Store::open(StoreConfig {
-            path: database_path.clone(),
-            max_batch: config.database.group_commit_max_rows,
-            queue_capacity: config.database.queue_capacity,
-            read_connections: config.database.read_connections,
-            metrics: Some(metrics.recorder()),
-        })
-        .await
-        .with_context(|| format!("failed to open database {}", database_path.display()))?;
+        let store = Store::open(config.store_config(Some(metrics.recorder()))?)
+            .await
+            .with_context(|| format!("failed to open database {}", database_path.display()))?;
         let sink = epro_outbox::build_sink(&config.outbox.sink).context("failed to open the outbox sink")?;
 
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("failed to listen on {} (http.listen)", config.http.listen))?;
+        let port = listener.local_addr()?.port();
         let ops_listener = match config.telemetry.metrics_listen {
             Some(address) => Some(
                 TcpListener::bind(address)
@@ -123,7 +118,7 @@ impl Application {
             ops_listener,
             state,
             sink,
-            relay: config.relay(),
+            relay: config.relay(port),
             timing: ShutdownTiming {
                 readiness_delay: Duration::from_secs(config.http.shutdown_readiness_delay_seconds),
                 drain_timeout: Duration::from_secs(config.http.shutdown_timeout_seconds),

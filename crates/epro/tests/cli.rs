@@ -179,3 +179,74 @@ fn serve_applies_environment_override() {
     assert_ne!(address, occupied.local_addr().unwrap().to_string(), "{built}");
     assert!(address.starts_with("127.0.0.1:"), "{built}");
 }
+
+#[test]
+fn outbox_dead_letters_lists_none_on_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var")).unwrap();
+    let config = config_with_trials(dir.path(), &[("demo", PathBuf::from(workspace("examples/trials/demo")))], "");
+
+    let output = epro(&["outbox", "dead-letters", "--config", config.to_str().unwrap()], &[]);
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert!(stderr(&output).contains("0 dead-lettered event(s) listed"), "{}", stderr(&output));
+}
+
+#[test]
+fn outbox_replay_of_unknown_event_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var")).unwrap();
+    let config = config_with_trials(dir.path(), &[("demo", PathBuf::from(workspace("examples/trials/demo")))], "");
+    let unknown = "0190f0a8-3a55-7c2e-9e61-8d1b2f4a6c01";
+
+    let output = epro(
+        &[
+            "outbox",
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--event-id",
+            unknown,
+            "--reason",
+            "consumer fixed",
+        ],
+        &[],
+    );
+
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains(unknown), "{}", stderr(&output));
+    assert!(stderr(&output).contains("nothing was changed"), "{}", stderr(&output));
+}
+
+#[test]
+fn outbox_replay_needs_a_selection_and_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var")).unwrap();
+    let config = config_with_trials(dir.path(), &[("demo", PathBuf::from(workspace("examples/trials/demo")))], "");
+    let config = config.to_str().unwrap();
+
+    let no_selection = epro(&["outbox", "replay", "--config", config, "--reason", "fixed"], &[]);
+    let blank_reason = epro(&["outbox", "replay", "--config", config, "--dead-letters", "--reason", "  "], &[]);
+    let both = epro(
+        &[
+            "outbox",
+            "replay",
+            "--config",
+            config,
+            "--dead-letters",
+            "--event-id",
+            "0190f0a8-3a55-7c2e-9e61-8d1b2f4a6c01",
+            "--reason",
+            "fixed",
+        ],
+        &[],
+    );
+
+    assert_eq!(no_selection.status.code(), Some(2), "{}", stderr(&no_selection));
+    assert!(stderr(&no_selection).contains("--dead-letters"), "{}", stderr(&no_selection));
+    assert_eq!(blank_reason.status.code(), Some(2), "{}", stderr(&blank_reason));
+    assert!(stderr(&blank_reason).contains("--reason must not be blank"), "{}", stderr(&blank_reason));
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("cannot be used with"), "{}", stderr(&both));
+}

@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use epro_forms::Problem;
+use epro_store::StoreError;
 use serde::Serialize;
 
 use crate::admission::Limit;
@@ -80,7 +81,9 @@ pub enum ApiError {
     RateLimited { limit: Limit, retry_after_seconds: u64 },
     /// The server is shutting down and takes no new submissions.
     ShuttingDown,
-    /// The database did not respond to a health check.
+    /// The database is unreachable: it did not respond to a health check, or
+    /// the store lost its connection. Nothing new was acknowledged; the client
+    /// should retry later.
     Unavailable,
     /// Anything the client did not cause. Logged with its cause chain; the
     /// client sees a generic message.
@@ -311,6 +314,23 @@ impl ApiError {
         match self {
             ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) => errors,
             _ => &[],
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a store failure to the reply it calls for: 503 with `Retry-After`
+    /// for overload, shutdown and a lost database, 500 with `context` logged for
+    /// anything else.
+    pub fn from_store(error: StoreError, context: &'static str) -> ApiError {
+        match error {
+            StoreError::Overloaded => ApiError::Overloaded { limit: Limit::StoreQueue },
+            StoreError::ShuttingDown => ApiError::ShuttingDown,
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %format!("{cause:#}"), "{context}: database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Internal(cause) => ApiError::Unexpected(cause.context(context)),
         }
     }
 }

@@ -4,13 +4,12 @@
 //! envelope and shape their reply.
 
 use epro_forms::{Checked, PublishedForm, Score, Severity};
-use epro_store::{NewAlert, NewQuery, NewSubmission, QueryRef, Receipt, SourceFormat, StoreError, SubmitOutcome};
+use epro_store::{NewAlert, NewQuery, NewSubmission, QueryRef, Receipt, SourceFormat, SubmitOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::admission::Limit;
 use crate::envelope::{Answers, Intake};
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
 use crate::query_params;
@@ -172,9 +171,7 @@ pub async fn accept(
         }
         Ok(SubmitOutcome::Replayed(receipt)) => Ok((Disposition::Replayed, receipt.into())),
         Ok(SubmitOutcome::Conflict(receipt)) => Err(ApiError::Conflict { submission_id: receipt.submission_id }),
-        Err(StoreError::Overloaded) => Err(ApiError::Overloaded { limit: Limit::StoreQueue }),
-        Err(StoreError::ShuttingDown) => Err(ApiError::ShuttingDown),
-        Err(StoreError::Internal(error)) => Err(ApiError::Unexpected(error.context("failed to store submission"))),
+        Err(error) => Err(ApiError::from_store(error, "failed to store submission")),
     }
 }
 

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/submissions/{submission_id}", get(routes::submissions::get))
         .route("/v1/trials/{trial_id}/queries", get(routes::queries::list))
         .route("/v1/queries/{query_id}/status", post(routes::queries::change_status))
+        .route("/v1/outbox/dead-letters", get(routes::outbox::dead_letters))
         .route("/api/collection/submit", post(routes::collection::submit))
         .merge(ops_routes());
     layered(routes, state)

@@ -143,8 +143,12 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::ShuttingDown, ZhCn) => {
             "服务器正在重启，本次提交未保存。请稍后使用相同的 submissionId 重试。".to_owned()
         }
-        (ApiError::Unavailable, En) => "The database is not reachable.".to_owned(),
-        (ApiError::Unavailable, ZhCn) => "数据库无法访问。".to_owned(),
+        (ApiError::Unavailable, En) => {
+            "The database is not reachable at the moment and nothing new was stored. Retry in a few seconds, with the same submissionId when submitting.".to_owned()
+        }
+        (ApiError::Unavailable, ZhCn) => {
+            "数据库暂时无法访问，本次请求未保存任何新数据。请几秒后重试；如为提交答案，请使用相同的 submissionId。".to_owned()
+        }
         (ApiError::Unexpected(_) | ApiError::Panicked, En) => {
             "An internal error occurred and the submission may not be stored. Retry with the same submissionId; if it persists, quote the requestId to support.".to_owned()
         }

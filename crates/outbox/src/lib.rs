@@ -28,4 +28,4 @@ mod sink;
 pub use file::NdjsonFileSink;
 pub use log::LogSink;
 pub use relay::{RelayConfig, run_relay};
-pub use sink::{Sink, SinkConfig, build_sink, message};
+pub use sink::{PublishError, Sink, SinkConfig, build_sink, message};

@@ -12,6 +12,29 @@ use time::format_description::well_known::Rfc3339;
 use crate::file::NdjsonFileSink;
 use crate::log::LogSink;
 
+/// Why a publish failed, which decides what the relay does next.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The sink could not be reached or did not answer (connection refused or lost,
+    /// timeout, broker unavailable, HTTP 408, 429 or 5xx). Nothing is known against the
+    /// events, so the relay retries without limit.
+    #[error("sink unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The sink answered and refused the events (broker nack or returned message, HTTP
+    /// 4xx other than 408 and 429, record too large). Counts toward each event's
+    /// dead-letter limit.
+    #[error("sink rejected the events: {0:#}")]
+    Rejected(anyhow::Error),
+}
+
+impl From<anyhow::Error> for PublishError {
+    /// Treats an error of unknown cause as the sink being unavailable, which is
+    /// retried without limit and never dead-letters an event.
+    fn from(error: anyhow::Error) -> Self {
+        PublishError::Unavailable(error)
+    }
+}
+
 /// A destination for outbox events.
 ///
 /// Delivery is at least once: the relay marks events delivered only after `publish`
@@ -27,8 +50,9 @@ pub trait Sink: Send + Sync {
     /// # Errors
     ///
     /// Returns an error when any event of the batch may not have been published. The
-    /// relay then retries the whole batch.
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()>;
+    /// relay then retries the whole batch; see [`PublishError`] for how the two kinds
+    /// differ.
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError>;
 }
 
 /// Builds the JSON message published for an event:

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::bail;
-use epro_outbox::{NdjsonFileSink, RelayConfig, Sink, run_relay};
+use anyhow::anyhow;
+use epro_outbox::{NdjsonFileSink, PublishError, RelayConfig, Sink, run_relay};
 use epro_store::{NewSubmission, OutboxEvent, SourceFormat, Store, StoreConfig};
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -53,6 +53,8 @@ fn fast_config() -> RelayConfig {
         batch_size: 8,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
+        dead_letter_after: 3,
+        ..RelayConfig::default()
     }
 }
 
@@ -142,10 +144,10 @@ impl Sink for FlakySink {
         "flaky"
     }
 
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call < self.failures {
-            bail!("broker unavailable (call {call})");
+            return Err(PublishError::Unavailable(anyhow!("broker unavailable (call {call})")));
         }
         self.published.lock().expect("published lock").extend_from_slice(events);
         Ok(())
@@ -196,7 +198,8 @@ async fn relay_records_published_and_failures() {
     let text = handle.render();
 
     assert!(text.contains("outbox_events_published_total 2"), "{text}");
-    assert!(text.contains("outbox_publish_failures_total 3"), "{text}");
+    assert!(text.contains(r#"outbox_publish_failures_total{reason="unavailable"} 3"#), "{text}");
+    assert!(text.contains("outbox_dead_letter_events 0"), "{text}");
     assert!(text.contains("outbox_pending_events 0"), "{text}");
     assert!(text.contains("outbox_oldest_pending_age_seconds 0"), "{text}");
     store.close().await;
@@ -291,7 +294,7 @@ impl Sink for GatedSink {
         "gated"
     }
 
-    async fn publish(&self, _events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn publish(&self, _events: &[OutboxEvent]) -> Result<(), PublishError> {
         self.entered.notify_one();
         self.release.notified().await;
         Ok(())
@@ -347,6 +350,8 @@ async fn relay_rejects_invalid_config() {
     let sink: Arc<dyn Sink> = Arc::new(epro_outbox::LogSink);
     let cases = [
         ("batch_size", RelayConfig { batch_size: 0, ..RelayConfig::default() }),
+        ("dead_letter_after", RelayConfig { dead_letter_after: 0, ..RelayConfig::default() }),
+        ("lease", RelayConfig { lease: Duration::ZERO, ..RelayConfig::default() }),
         (
             "max_backoff",
             RelayConfig {
@@ -399,4 +404,148 @@ fn ndjson_sink_rejects_missing_directory() {
 
     let message = format!("{error:#}");
     assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+/// A sink that refuses every event whose patient id is in `refused`, like a broker
+/// returning an unroutable message, and records the others.
+struct PickySink {
+    refused: HashSet<String>,
+    calls: AtomicUsize,
+    published: Mutex<Vec<OutboxEvent>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for PickySink {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(event) = events.iter().find(|event| self.refused.contains(&event.patient_id)) {
+            return Err(PublishError::Rejected(anyhow!("message for {} returned as unroutable", event.patient_id)));
+        }
+        self.published.lock().expect("published lock").extend_from_slice(events);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_event_is_dead_lettered_and_the_rest_delivered() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let mut config = StoreConfig::new(directory.path().join("epro.db"));
+    config.metrics = Some(Arc::new(recorder));
+    let store = Store::open(config).await.expect("open store");
+    let sink = Arc::new(PickySink {
+        refused: HashSet::from(["P-002".to_owned()]),
+        calls: AtomicUsize::new(0),
+        published: Mutex::new(Vec::new()),
+    });
+    for index in 0..5 {
+        store.submit(submission(index)).await.expect("submit");
+    }
+    let (shutdown, relay) = spawn_relay(&store, sink.clone(), fast_config());
+
+    wait_until_delivered(&store).await;
+    stop(shutdown, relay).await;
+    let dead = store.outbox_dead_letters(None, 10).await.expect("dead letters");
+    let text = handle.render();
+
+    let published: Vec<_> =
+        sink.published.lock().expect("published lock").iter().map(|e| e.patient_id.clone()).collect();
+    assert_eq!(published, ["P-000", "P-001", "P-003", "P-004"], "the others pass the refused event in order");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event.patient_id, "P-002");
+    assert_eq!(dead[0].rejections, 3, "dead-lettered after dead_letter_after refusals");
+    assert!(dead[0].last_error.as_deref().is_some_and(|error| error.contains("unroutable")), "{dead:?}");
+    assert!(text.contains("outbox_dead_lettered_total 1"), "{text}");
+    assert!(text.contains(r#"outbox_publish_failures_total{reason="rejected"}"#), "{text}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_dead_letter_is_delivered() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let store = open_store(&directory).await;
+    let picky = Arc::new(PickySink {
+        refused: HashSet::from(["P-001".to_owned()]),
+        calls: AtomicUsize::new(0),
+        published: Mutex::new(Vec::new()),
+    });
+    store.submit(submission(1)).await.expect("submit");
+    let (shutdown, relay) = spawn_relay(&store, picky, fast_config());
+    wait_until_delivered(&store).await;
+    stop(shutdown, relay).await;
+    let dead = store.outbox_dead_letters(None, 10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "the event is a dead letter before the replay");
+
+    let replay = epro_store::OutboxReplay {
+        selection: epro_store::ReplaySelection::DeadLetters,
+        actor: "operator:test".to_owned(),
+        reason: "routing fixed".to_owned(),
+        request_id: None,
+    };
+    store.outbox_replay(replay).await.expect("replay");
+    let fixed = Arc::new(FlakySink { failures: 0, calls: AtomicUsize::new(0), published: Mutex::new(Vec::new()) });
+    let (shutdown, relay) = spawn_relay(&store, fixed.clone(), fast_config());
+    wait_until_delivered(&store).await;
+    stop(shutdown, relay).await;
+
+    let published = fixed.published.lock().expect("published lock").clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].event_id, dead[0].event.event_id, "the replay keeps the event id");
+    assert!(store.outbox_dead_letters(None, 10).await.expect("dead letters").is_empty());
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_share_one_outbox_without_duplicates() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let store = open_store(&directory).await;
+    let sink = Arc::new(FlakySink { failures: 0, calls: AtomicUsize::new(0), published: Mutex::new(Vec::new()) });
+    let first = RelayConfig { relay_id: "relay-a".to_owned(), batch_size: 4, ..fast_config() };
+    let second = RelayConfig { relay_id: "relay-b".to_owned(), batch_size: 4, ..fast_config() };
+    let (shutdown_a, relay_a) = spawn_relay(&store, sink.clone(), first);
+    let (shutdown_b, relay_b) = spawn_relay(&store, sink.clone(), second);
+
+    for index in 0..200 {
+        store.submit(submission(index)).await.expect("submit");
+    }
+    wait_until_delivered(&store).await;
+    stop(shutdown_a, relay_a).await;
+    stop(shutdown_b, relay_b).await;
+
+    let published = sink.published.lock().expect("published lock").clone();
+    let unique: HashSet<_> = published.iter().map(|event| event.event_id).collect();
+    assert_eq!(published.len(), 200, "no event was published twice while its lease was live");
+    assert_eq!(unique.len(), 200);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn stopped_relay_releases_its_claims() {
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let store = open_store(&directory).await;
+    store.submit(submission(1)).await.expect("submit");
+    let sink =
+        Arc::new(FlakySink { failures: usize::MAX, calls: AtomicUsize::new(0), published: Mutex::new(Vec::new()) });
+    let config = RelayConfig {
+        initial_backoff: Duration::from_secs(600),
+        max_backoff: Duration::from_secs(600),
+        ..fast_config()
+    };
+    let (shutdown, relay) = spawn_relay(&store, sink.clone(), config);
+    for _ in 0..100 {
+        if sink.calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop(shutdown, relay).await;
+
+    let claimed = store.outbox_claim("relay-next", 10, Duration::from_secs(30)).await.expect("claim");
+
+    assert_eq!(claimed.len(), 1, "the next relay takes the event without waiting for a lease");
 }

@@ -64,6 +64,23 @@ pub(crate) fn parse_uuid(text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text).with_context(|| format!("invalid UUID {text:?} in database"))
 }
 
+/// Converts an instant to whole milliseconds since the Unix epoch, for columns that
+/// SQL compares with the current time.
+pub(crate) fn unix_millis(instant: OffsetDateTime) -> i64 {
+    // i64 milliseconds cover ±292 million years, far beyond `OffsetDateTime`'s range.
+    (instant.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Converts milliseconds since the Unix epoch read from a column back to an instant.
+///
+/// # Errors
+///
+/// Fails on a value outside the range of `OffsetDateTime`.
+pub(crate) fn from_unix_millis(millis: i64) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .with_context(|| format!("invalid Unix time of {millis} ms in database"))
+}
+
 /// Moves an instant read from a `timestamptz` column to the original offset, given in
 /// seconds east of UTC.
 ///

@@ -11,7 +11,7 @@ mod queries;
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use crate::columns::{parse_timestamp, parse_uuid, parse_with_offset};
+use crate::columns::{from_unix_millis, parse_timestamp, parse_uuid, parse_with_offset};
 use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
 pub(crate) use queries::{data_queries, data_query};
@@ -96,21 +96,36 @@ pub(crate) struct SubmissionPage<'a> {
     pub(crate) limit: usize,
 }
 
-/// Reads up to `limit` undelivered outbox events in `seq` order.
+/// The columns [`OutboxColumns::from_row`] reads, in its order.
+pub(crate) const OUTBOX_COLUMNS: &str =
+    "seq, event_id, event_type, occurred_at, trial_id, patient_id, submission_id, payload, attempts";
+
+/// [`OUTBOX_COLUMNS`] followed by the delivery state [`outbox_state_from_row`] reads.
+const OUTBOX_STATE_COLUMNS: &str = "seq, event_id, event_type, occurred_at, trial_id, patient_id, submission_id, \
+     payload, attempts, delivered_at, last_error, claimed_by, claim_expires_at, rejections, dead_lettered_at";
+
+/// Reads up to `limit` pending outbox events (neither delivered nor dead-lettered) in
+/// `seq` order, whether claimed or not. The relay claims with
+/// [`Store::outbox_claim`](crate::Store::outbox_claim) instead.
 ///
 /// # Errors
 ///
 /// Fails on a database error or a row that this crate could not have written.
 pub(crate) fn outbox_pending(connection: &Connection, limit: usize) -> anyhow::Result<Vec<OutboxEvent>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut statement = connection.prepare_cached(
-        "SELECT seq, event_id, event_type, occurred_at, trial_id, patient_id,
-                submission_id, payload, attempts
-         FROM outbox_events WHERE delivered_at IS NULL ORDER BY seq LIMIT ?1",
-    )?;
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox_events
+         WHERE delivered_at IS NULL AND dead_lettered_at IS NULL ORDER BY seq LIMIT ?1"
+    ))?;
     let rows =
         statement.query_map([limit], OutboxColumns::from_row).context("failed to query pending outbox events")?;
+    decode_events(rows)
+}
 
+/// Decodes the rows of a query over [`OUTBOX_COLUMNS`].
+pub(crate) fn decode_events(
+    rows: impl Iterator<Item = rusqlite::Result<OutboxColumns>>,
+) -> anyhow::Result<Vec<OutboxEvent>> {
     let mut events = Vec::new();
     for row in rows {
         let columns = row.context("failed to read outbox event")?;
@@ -119,10 +134,11 @@ pub(crate) fn outbox_pending(connection: &Connection, limit: usize) -> anyhow::R
     Ok(events)
 }
 
-/// Counts the undelivered outbox events and reads the time of the oldest.
+/// Counts the pending and the dead-lettered outbox events and reads the time of the
+/// oldest pending one.
 ///
-/// Both statements use the partial index on undelivered rows, and run in one
-/// read transaction so that they see the same commit.
+/// The statements use the partial indexes on pending and dead-lettered rows, and run
+/// in one read transaction so that they see the same commit.
 ///
 /// # Errors
 ///
@@ -131,19 +147,26 @@ pub(crate) fn outbox_backlog(connection: &Connection) -> anyhow::Result<OutboxBa
     let snapshot = connection.unchecked_transaction().context("failed to begin read transaction")?;
 
     let pending: i64 = snapshot
-        .prepare_cached("SELECT count(*) FROM outbox_events WHERE delivered_at IS NULL")?
+        .prepare_cached("SELECT count(*) FROM outbox_events WHERE delivered_at IS NULL AND dead_lettered_at IS NULL")?
         .query_row([], |row| row.get(0))
         .context("failed to count pending outbox events")?;
     let oldest: Option<String> = snapshot
-        .prepare_cached("SELECT occurred_at FROM outbox_events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1")?
+        .prepare_cached(
+            "SELECT occurred_at FROM outbox_events WHERE delivered_at IS NULL AND dead_lettered_at IS NULL
+             ORDER BY seq LIMIT 1",
+        )?
         .query_row([], |row| row.get(0))
         .optional()
         .context("failed to read the oldest pending outbox event")?;
+    let dead_letters: i64 = snapshot
+        .prepare_cached("SELECT count(*) FROM outbox_events WHERE dead_lettered_at IS NOT NULL")?
+        .query_row([], |row| row.get(0))
+        .context("failed to count dead-lettered outbox events")?;
 
     Ok(OutboxBacklog {
         pending: u64::try_from(pending).unwrap_or(0),
         oldest_occurred_at: oldest.as_deref().map(parse_timestamp).transpose()?,
-        dead_letters: 0,
+        dead_letters: u64::try_from(dead_letters).unwrap_or(0),
     })
 }
 
@@ -153,30 +176,84 @@ pub(crate) fn outbox_backlog(connection: &Connection) -> anyhow::Result<OutboxBa
 ///
 /// Fails on a database error or a row that this crate could not have written.
 pub(crate) fn outbox_event(connection: &Connection, seq: i64) -> anyhow::Result<Option<OutboxEventState>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT seq, event_id, event_type, occurred_at, trial_id, patient_id,
-                submission_id, payload, attempts, delivered_at, last_error
-         FROM outbox_events WHERE seq = ?1",
-    )?;
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {OUTBOX_STATE_COLUMNS} FROM outbox_events WHERE seq = ?1"))?;
     let columns = statement
-        .query_row([seq], |row| {
-            Ok((OutboxColumns::from_row(row)?, row.get::<_, Option<String>>(9)?, row.get::<_, Option<String>>(10)?))
-        })
+        .query_row([seq], StateColumns::from_row)
         .optional()
         .with_context(|| format!("failed to read outbox event {seq}"))?;
-    let Some((columns, delivered_at, last_error)) = columns else {
-        return Ok(None);
-    };
+    columns.map(StateColumns::decode).transpose()
+}
 
-    Ok(Some(OutboxEventState {
-        event: columns.decode()?,
-        delivered_at: delivered_at.as_deref().map(parse_timestamp).transpose()?,
-        last_error,
-        claimed_by: None,
-        claim_expires_at: None,
-        rejections: 0,
-        dead_lettered_at: None,
-    }))
+/// Reads up to `limit` dead-lettered events with `seq` above `after`, in `seq` order.
+///
+/// # Errors
+///
+/// Fails on a database error or a row that this crate could not have written.
+pub(crate) fn outbox_dead_letters(
+    connection: &Connection,
+    after: Option<i64>,
+    limit: usize,
+) -> anyhow::Result<Vec<OutboxEventState>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {OUTBOX_STATE_COLUMNS} FROM outbox_events
+         WHERE dead_lettered_at IS NOT NULL AND seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let rows = statement
+        .query_map(rusqlite::params![after.unwrap_or(0), limit], StateColumns::from_row)
+        .context("failed to query dead-lettered outbox events")?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(row.context("failed to read outbox event")?.decode()?);
+    }
+    Ok(events)
+}
+
+/// An outbox row with its delivery state, before decoding.
+struct StateColumns {
+    event: OutboxColumns,
+    delivered_at: Option<String>,
+    last_error: Option<String>,
+    claimed_by: Option<String>,
+    claim_expires_at: Option<i64>,
+    rejections: u32,
+    dead_lettered_at: Option<String>,
+}
+
+impl StateColumns {
+    /// Reads the columns of [`OUTBOX_STATE_COLUMNS`].
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StateColumns {
+            event: OutboxColumns::from_row(row)?,
+            delivered_at: row.get(9)?,
+            last_error: row.get(10)?,
+            claimed_by: row.get(11)?,
+            claim_expires_at: row.get(12)?,
+            rejections: row.get(13)?,
+            dead_lettered_at: row.get(14)?,
+        })
+    }
+
+    fn decode(self) -> anyhow::Result<OutboxEventState> {
+        let seq = self.event.seq;
+        let timestamp = |value: Option<String>| {
+            value
+                .as_deref()
+                .map(parse_timestamp)
+                .transpose()
+                .with_context(|| format!("invalid stored outbox event {seq}"))
+        };
+        Ok(OutboxEventState {
+            delivered_at: timestamp(self.delivered_at)?,
+            claim_expires_at: self.claim_expires_at.map(from_unix_millis).transpose()?,
+            dead_lettered_at: timestamp(self.dead_lettered_at)?,
+            event: self.event.decode()?,
+            last_error: self.last_error,
+            claimed_by: self.claimed_by,
+            rejections: self.rejections,
+        })
+    }
 }
 
 /// A `submissions` row as stored, before decoding.
@@ -244,7 +321,7 @@ impl SubmissionColumns {
 }
 
 /// An `outbox_events` row as stored, before decoding.
-struct OutboxColumns {
+pub(crate) struct OutboxColumns {
     seq: i64,
     event_id: String,
     event_type: String,
@@ -257,8 +334,8 @@ struct OutboxColumns {
 }
 
 impl OutboxColumns {
-    /// Reads the first nine columns, in the order of the `SELECT` lists above.
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    /// Reads the first nine columns, in the order of [`OUTBOX_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(OutboxColumns {
             seq: row.get(0)?,
             event_id: row.get(1)?,

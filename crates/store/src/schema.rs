@@ -26,8 +26,11 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migration scripts in order. Each one runs once, and `PRAGMA user_version` records
 /// how many have run. Append new files here and never edit an applied one.
-const MIGRATION_SCRIPTS: &[&str] =
-    &[include_str!("../migrations/sqlite/0001_initial.sql"), include_str!("../migrations/sqlite/0002_rules.sql")];
+const MIGRATION_SCRIPTS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+    include_str!("../migrations/sqlite/0002_rules.sql"),
+    include_str!("../migrations/sqlite/0003_outbox_claims.sql"),
+];
 
 /// Number of migrations embedded in this build. A database opened by this build has
 /// this `user_version`.

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, QueryFilter, QueryStatusChange,
-    QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+    DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
+    QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
@@ -171,9 +171,40 @@ impl SqliteStore {
         answer.await.map_err(|_| writer_stopped())?
     }
 
-    pub(crate) async fn outbox_mark_failed(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+    pub(crate) async fn outbox_claim(
+        &self,
+        relay_id: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::MarkFailed { seq, error: error.to_owned(), reply }).await?;
+        self.enqueue(Command::Claim { relay_id: relay_id.to_owned(), limit, lease, reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn outbox_mark_failed(&self, failure: OutboxFailure) -> Result<Vec<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::MarkFailed { failure: Box::new(failure), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn outbox_release(&self, relay_id: &str) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Release { relay_id: relay_id.to_owned(), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn outbox_dead_letters(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEventState>, StoreError> {
+        self.read(move |connection| reader::outbox_dead_letters(connection, after, limit)).await
+    }
+
+    pub(crate) async fn outbox_replay(&self, replay: OutboxReplay) -> Result<Vec<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Replay { replay: Box::new(replay), reply }).await?;
         answer.await.map_err(|_| writer_stopped())?
     }
 

@@ -11,14 +11,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::ensure;
 use tokio::sync::Notify;
 
 use crate::metrics::SharedRecorder;
 use crate::model::{
-    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, StoreError, StoreStats, StoredSubmission,
-    SubmitOutcome,
+    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, StoreError, StoreStats,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::postgres::{self, PostgresStore};
 use crate::schema;
@@ -279,7 +280,9 @@ impl Store {
         dispatch!(self, backend => backend.ping().await)
     }
 
-    /// Reads up to `limit` undelivered outbox events, oldest `seq` first.
+    /// Reads up to `limit` pending outbox events (neither delivered nor dead-lettered),
+    /// oldest `seq` first, whether a relay has claimed them or not. For inspection and
+    /// tests; the relay uses [`outbox_claim`](Store::outbox_claim).
     ///
     /// # Errors
     ///
@@ -287,6 +290,29 @@ impl Store {
     /// [`StoreError::Internal`] on another database error.
     pub async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         dispatch!(self, backend => backend.outbox_pending(limit).await)
+    }
+
+    /// Claims up to `limit` pending outbox events for the relay `relay_id`, oldest
+    /// `seq` first, for the duration of `lease`.
+    ///
+    /// Events under another relay's live lease are skipped, so two relays never
+    /// publish the same event at the same time, also when they run in different epro
+    /// instances on one PostgreSQL database. A lease that ends without a delivery mark
+    /// (a crashed relay) makes its events claimable again, and they are sent again:
+    /// delivery is at least once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
+    pub async fn outbox_claim(
+        &self,
+        relay_id: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        dispatch!(self, backend => backend.outbox_claim(relay_id, limit, lease).await)
     }
 
     /// Reads one outbox event with its delivery state, or `None` if `seq` is unknown.
@@ -299,8 +325,8 @@ impl Store {
         dispatch!(self, backend => backend.outbox_event(seq).await)
     }
 
-    /// Marks outbox events delivered. An event already delivered keeps its first
-    /// delivery time.
+    /// Marks outbox events delivered and ends their claims. An event already delivered
+    /// keeps its first delivery time.
     ///
     /// Waits for queue space rather than failing with [`StoreError::Overloaded`],
     /// because the relay must be able to record deliveries under submission load.
@@ -318,32 +344,64 @@ impl Store {
         dispatch!(self, backend => backend.outbox_mark_delivered(seqs).await)
     }
 
-    /// Records a failed publish attempt: increments `attempts` and keeps `error` (cut to
-    /// 2000 bytes) as `last_error`. The error text must not contain answers or secrets.
+    /// Records a failed publish of the events in `failure`: each gets one more attempt,
+    /// the error as `last_error` and its claim ended. When the sink refused them, each
+    /// also gets one more rejection, and an event whose rejections reach
+    /// `dead_letter_after` becomes a dead letter. Returns the `seq`s that became dead
+    /// letters.
     ///
     /// # Errors
     ///
     /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
     /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
-    /// [`StoreError::Internal`] when `seq` does not exist or the transaction fails to
-    /// commit.
-    pub async fn outbox_mark_failed(&self, seq: i64, error: &str) -> Result<(), StoreError> {
-        match &self.inner.backend {
-            OpenBackend::Sqlite(sqlite) => sqlite.outbox_mark_failed(seq, error).await,
-            OpenBackend::Postgres(postgres) => {
-                let failure = crate::model::OutboxFailure {
-                    seqs: vec![seq],
-                    error: error.to_owned(),
-                    rejected: false,
-                    dead_letter_after: 1,
-                };
-                postgres.outbox_mark_failed(failure).await.map(|_| ())
-            }
-        }
+    /// [`StoreError::Internal`] when a `seq` does not exist (then none is marked),
+    /// `dead_letter_after` is 0, or the transaction fails to commit.
+    pub async fn outbox_mark_failed(&self, failure: OutboxFailure) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, backend => backend.outbox_mark_failed(failure).await)
     }
 
-    /// Counts the undelivered outbox events and reads when the oldest of them
-    /// was written, for the relay's backlog metrics.
+    /// Ends every claim `relay_id` holds on undelivered events, so that another relay
+    /// can take them at once rather than after the lease. Returns how many it released.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
+    pub async fn outbox_release(&self, relay_id: &str) -> Result<u64, StoreError> {
+        dispatch!(self, backend => backend.outbox_release(relay_id).await)
+    }
+
+    /// Reads up to `limit` dead-lettered events with `seq` above `after`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] on another database error.
+    pub async fn outbox_dead_letters(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEventState>, StoreError> {
+        dispatch!(self, backend => backend.outbox_dead_letters(after, limit).await)
+    }
+
+    /// Sends the selected outbox events again: each becomes pending with its
+    /// rejections reset, and gets an `outbox.replayed` audit row in the same
+    /// transaction. Returns their `seq`s in order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] after [`close`](Store::close),
+    /// [`StoreError::Unavailable`] when PostgreSQL cannot be reached, and
+    /// [`StoreError::Internal`] when an event id is unknown, the actor is empty or the
+    /// reason blank (then nothing changes), or the transaction fails to commit.
+    pub async fn outbox_replay(&self, replay: OutboxReplay) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, backend => backend.outbox_replay(replay).await)
+    }
+
+    /// Counts the pending and the dead-lettered outbox events and reads when the
+    /// oldest pending one was written, for the relay's backlog metrics.
     ///
     /// # Errors
     ///

@@ -27,7 +27,7 @@ mod submission;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -37,8 +37,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub(crate) use self::outbox::truncate_at_char_boundary;
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    NewSubmission, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
-    SubmitOutcome,
+    NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome, StoreError, StoreStats, SubmitOutcome,
 };
 
 /// Event type of the outbox row written for each new submission.
@@ -63,11 +63,40 @@ pub const OUTBOX_REPLAYED: &str = "outbox.replayed";
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
 pub(crate) enum Command {
-    Submit { submission: Box<NewSubmission>, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
-    MarkDelivered { seqs: Vec<i64>, reply: oneshot::Sender<Result<(), StoreError>> },
-    MarkFailed { seq: i64, error: String, reply: oneshot::Sender<Result<(), StoreError>> },
-    UpdateQueryStatus { change: Box<QueryStatusChange>, reply: oneshot::Sender<Result<QueryUpdate, StoreError>> },
-    RecordRevalidation { record: Box<Revalidation>, reply: oneshot::Sender<Result<RevalidationOutcome, StoreError>> },
+    Submit {
+        submission: Box<NewSubmission>,
+        reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+    },
+    Claim {
+        relay_id: String,
+        limit: usize,
+        lease: Duration,
+        reply: oneshot::Sender<Result<Vec<OutboxEvent>, StoreError>>,
+    },
+    MarkDelivered {
+        seqs: Vec<i64>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    MarkFailed {
+        failure: Box<OutboxFailure>,
+        reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    },
+    Release {
+        relay_id: String,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Replay {
+        replay: Box<OutboxReplay>,
+        reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    },
+    UpdateQueryStatus {
+        change: Box<QueryStatusChange>,
+        reply: oneshot::Sender<Result<QueryUpdate, StoreError>>,
+    },
+    RecordRevalidation {
+        record: Box<Revalidation>,
+        reply: oneshot::Sender<Result<RevalidationOutcome, StoreError>>,
+    },
 }
 
 /// State shared between the writer thread and every [`Store`](crate::Store) clone.
@@ -138,6 +167,9 @@ impl<T> Reply<T> {
 enum Pending {
     Submit(Reply<SubmitOutcome>),
     Update(Reply<()>),
+    Events(Reply<Vec<OutboxEvent>>),
+    Seqs(Reply<Vec<i64>>),
+    Count(Reply<u64>),
     QueryStatus(Reply<QueryUpdate>),
     Revalidation(Reply<RevalidationOutcome>),
 }
@@ -147,6 +179,9 @@ impl Pending {
         match self {
             Pending::Submit(reply) => reply.result.is_ok(),
             Pending::Update(reply) => reply.result.is_ok(),
+            Pending::Events(reply) => reply.result.is_ok(),
+            Pending::Seqs(reply) => reply.result.is_ok(),
+            Pending::Count(reply) => reply.result.is_ok(),
             Pending::QueryStatus(reply) => reply.result.is_ok(),
             Pending::Revalidation(reply) => reply.result.is_ok(),
         }
@@ -160,6 +195,9 @@ impl Pending {
         match self {
             Pending::Submit(reply) => reply.send(),
             Pending::Update(reply) => reply.send(),
+            Pending::Events(reply) => reply.send(),
+            Pending::Seqs(reply) => reply.send(),
+            Pending::Count(reply) => reply.send(),
             Pending::QueryStatus(reply) => reply.send(),
             Pending::Revalidation(reply) => reply.send(),
         }
@@ -169,6 +207,9 @@ impl Pending {
         match self {
             Pending::Submit(reply) => reply.fail(reason),
             Pending::Update(reply) => reply.fail(reason),
+            Pending::Events(reply) => reply.fail(reason),
+            Pending::Seqs(reply) => reply.fail(reason),
+            Pending::Count(reply) => reply.fail(reason),
             Pending::QueryStatus(reply) => reply.fail(reason),
             Pending::Revalidation(reply) => reply.fail(reason),
         }
@@ -180,9 +221,10 @@ impl Command {
     fn into_skipped(self) -> Pending {
         match self {
             Command::Submit { reply, .. } => Pending::Submit(Reply::skipped(reply)),
-            Command::MarkDelivered { reply, .. } | Command::MarkFailed { reply, .. } => {
-                Pending::Update(Reply::skipped(reply))
-            }
+            Command::Claim { reply, .. } => Pending::Events(Reply::skipped(reply)),
+            Command::MarkDelivered { reply, .. } => Pending::Update(Reply::skipped(reply)),
+            Command::MarkFailed { reply, .. } | Command::Replay { reply, .. } => Pending::Seqs(Reply::skipped(reply)),
+            Command::Release { reply, .. } => Pending::Count(Reply::skipped(reply)),
             Command::UpdateQueryStatus { reply, .. } => Pending::QueryStatus(Reply::skipped(reply)),
             Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
         }
@@ -222,6 +264,7 @@ impl Writer {
 
         let now = OffsetDateTime::now_utc();
         let mut abort = None;
+        let mut replayed = false;
         let mut pending = Vec::with_capacity(batch_size);
         for command in batch {
             let entry = match command {
@@ -237,11 +280,29 @@ impl Writer {
                     });
                     Pending::Update(Reply::new(reply, result))
                 }
-                Command::MarkFailed { seq, error, reply } => {
+                Command::Claim { relay_id, limit, lease, reply } => {
                     let result = in_savepoint(&mut transaction, &mut abort, |connection| {
-                        outbox::mark_failed(connection, seq, &error)
+                        outbox::claim(connection, &relay_id, limit, lease, now)
                     });
-                    Pending::Update(Reply::new(reply, result))
+                    Pending::Events(Reply::new(reply, result))
+                }
+                Command::MarkFailed { failure, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        outbox::mark_failed(connection, &failure, now)
+                    });
+                    Pending::Seqs(Reply::new(reply, result))
+                }
+                Command::Release { relay_id, reply } => {
+                    let result =
+                        in_savepoint(&mut transaction, &mut abort, |connection| outbox::release(connection, &relay_id));
+                    Pending::Count(Reply::new(reply, result))
+                }
+                Command::Replay { replay, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        outbox::replay(connection, &replay, now)
+                    });
+                    replayed |= result.as_ref().is_ok_and(|seqs| !seqs.is_empty());
+                    Pending::Seqs(Reply::new(reply, result))
                 }
                 Command::UpdateQueryStatus { change, reply } => {
                     let result = in_savepoint(&mut transaction, &mut abort, |connection| {
@@ -273,7 +334,7 @@ impl Writer {
 
         self.metrics.record_commit(batch_size, started.elapsed());
         record_commit(&self.shared, &pending);
-        let wrote_outbox = pending.iter().any(Pending::created);
+        let wrote_outbox = replayed || pending.iter().any(Pending::created);
         for result in pending {
             result.send();
         }

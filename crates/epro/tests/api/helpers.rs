@@ -191,6 +191,10 @@ impl TestApp {
         read(request.send().await.unwrap()).await
     }
 
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        read(self.client.get(format!("{}{path}", self.address)).bearer_auth(token).send().await.unwrap()).await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         read(self.client.get(format!("{}{path}", self.address)).send().await.unwrap()).await
     }

@@ -98,3 +98,39 @@ async fn stop_drains_and_keeps_submissions() {
     let rows: i64 = connection.query_row("SELECT count(*) FROM submissions", [], |row| row.get(0)).unwrap();
     assert_eq!(rows, 1);
 }
+
+#[tokio::test]
+async fn dead_letters_need_the_operator_token() {
+    let app = spawn_app().await;
+
+    let anonymous = app.get("/v1/outbox/dead-letters").await;
+    let wrong = app.get_with_token("/v1/outbox/dead-letters", "not-the-token").await;
+
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+}
+
+#[tokio::test]
+async fn dead_letters_list_is_empty_when_all_delivered() {
+    let app = spawn_app().await;
+    let stored = app.submit("demo", "phq9", &phq9_envelope()).await;
+    assert_eq!(stored.status, 201, "{}", stored.text);
+    app.outbox_messages(1).await;
+
+    let reply = app.get_with_token("/v1/outbox/dead-letters", OPERATOR_TOKEN).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json(), serde_json::json!({"events": [], "next": null}));
+}
+
+#[tokio::test]
+async fn dead_letters_reject_bad_paging() {
+    let app = spawn_app().await;
+
+    for query in ["limit=0", "limit=501", "after=abc", "cursor=1"] {
+        let reply = app.get_with_token(&format!("/v1/outbox/dead-letters?{query}"), OPERATOR_TOKEN).await;
+
+        assert_eq!(reply.status, 400, "{query}: {}", reply.text);
+        assert_eq!(reply.json()["code"], "invalid_request", "{query}");
+    }
+}

@@ -2,6 +2,9 @@
 //! or overload it. Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod postgres;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -120,6 +123,9 @@ directory = "trials"
 [outbox]
 sink = {{ type = "file", path = "var/outbox.ndjson" }}
 poll_interval_milliseconds = 20
+# Port 0 changes the default HOST:PORT relay id at every start; a fixed id,
+# as a fixed port gives in production, lets a restart take back its claims.
+relay_id = "epro-test"
 [auth]
 operator_token = "{token}"
 [telemetry]

@@ -3,5 +3,6 @@
 pub mod collection;
 pub mod health;
 pub mod metrics;
+pub mod outbox;
 pub mod queries;
 pub mod submissions;

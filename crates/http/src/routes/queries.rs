@@ -104,11 +104,8 @@ pub async fn list(
         limit,
     };
 
-    let queries = state
-        .store
-        .queries(filter)
-        .await
-        .map_err(|error| anyhow::Error::new(error).context("failed to list queries"))?;
+    let queries =
+        state.store.queries(filter).await.map_err(|error| ApiError::from_store(error, "failed to list queries"))?;
     let language = Language::negotiate(&headers, state.settings.default_language);
     let next = (queries.len() == limit).then(|| queries.last().map(|query| query.query_id.clone())).flatten();
     let queries = queries.into_iter().map(|query| query_body(query, language)).collect::<Result<_, _>>()?;
@@ -186,7 +183,7 @@ pub async fn change_status(
         Ok(QueryUpdate::Updated(query)) => Ok(Json(query_body(query, language)?)),
         Ok(QueryUpdate::Unchanged(query)) => Err(ApiError::QueryUnchanged { status: query.status.as_str() }),
         Ok(QueryUpdate::NotFound) => Err(ApiError::QueryNotFound),
-        Err(error) => Err(ApiError::Unexpected(anyhow::Error::new(error).context("failed to change query status"))),
+        Err(error) => Err(ApiError::from_store(error, "failed to change query status")),
     }
 }
 

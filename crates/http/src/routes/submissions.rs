@@ -104,7 +104,7 @@ pub async fn get(
         .store
         .submission(&submission_id)
         .await
-        .map_err(|error| anyhow::Error::new(error).context("failed to read submission"))?
+        .map_err(|error| ApiError::from_store(error, "failed to read submission"))?
         .ok_or(ApiError::SubmissionNotFound)?;
 
     let received = RawValue::from_string(stored.raw_answers)

@@ -5,7 +5,9 @@ use std::time::Duration;
 use epro_store::{NewSubmission, Store, StoreError, SubmitOutcome};
 use tokio::task::JoinHandle;
 
-use crate::support::{Backend, TestStore, backend_tests, new_query, sha256_stand_in, submission, wait_for_queue_depth};
+use crate::support::{
+    Backend, TestStore, backend_tests, new_query, sha256_stand_in, submission, unreachable, wait_for_queue_depth,
+};
 
 type SubmitTask = JoinHandle<Result<SubmitOutcome, StoreError>>;
 
@@ -240,7 +242,7 @@ async fn close_twice_returns(backend: Backend) {
 
     test.store.close().await;
     test.store.close().await;
-    let late = test.store.outbox_mark_failed(1, "sink down").await;
+    let late = test.store.outbox_mark_failed(unreachable(vec![1])).await;
 
     assert!(matches!(late, Err(StoreError::ShuttingDown)), "{late:?}");
     assert_eq!(test.count("submissions", "true").await, 1);

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use epro_store::{NewQuery, NewSubmission, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
+use epro_store::{NewQuery, NewSubmission, OutboxFailure, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use tempfile::TempDir;
@@ -83,10 +83,6 @@ impl Backend {
                 None
             }
         }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Backend::Postgres(_))
     }
 }
 
@@ -441,6 +437,11 @@ pub async fn wait_for_queue_depth(store: &Store, depth: usize) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("queue depth stayed at {} instead of reaching {depth}", store.queue_depth());
+}
+
+/// A publish failure where the sink could not be reached.
+pub fn unreachable(seqs: Vec<i64>) -> OutboxFailure {
+    OutboxFailure { seqs, error: "connection refused".to_owned(), rejected: false, dead_letter_after: 3 }
 }
 
 #[test]

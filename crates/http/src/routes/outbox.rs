@@ -1,0 +1,100 @@
+//! The outbox for operators: `GET /v1/outbox/dead-letters` lists the events
+//! the sink refused `outbox.dead_letter_after_rejections` times. It needs the
+//! operator token. `epro outbox replay` sends them again.
+//!
+//! The reply carries ids, event types, counters and the sink's last error,
+//! never answers: outbox events hold none.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use epro_store::OutboxEventState;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{ApiError, FieldError};
+use crate::routes::submissions::authorize_operator;
+use crate::state::AppState;
+
+/// Most events returned by one list request.
+const MAX_PAGE: usize = 500;
+
+/// Paging of the list endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeadLetterParams {
+    /// The `next` cursor of the previous page: a sequence number.
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// One dead-lettered event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterBody {
+    seq: i64,
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: OffsetDateTime,
+    trial_id: String,
+    submission_id: String,
+    attempts: u32,
+    rejections: u32,
+    last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    dead_lettered_at: Option<OffsetDateTime>,
+}
+
+/// A page of dead letters.
+#[derive(Serialize)]
+pub struct DeadLettersBody {
+    events: Vec<DeadLetterBody>,
+    /// Pass as `after` to read the next page; `null` on the last page.
+    next: Option<i64>,
+}
+
+/// Lists dead-lettered events, oldest first.
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    params: Result<Query<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<DeadLettersBody>, ApiError> {
+    authorize_operator(&state, &headers)?;
+    let Query(params) = params.map_err(|rejection| {
+        tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter()])
+    })?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter()]));
+    }
+
+    let states = state
+        .store
+        .outbox_dead_letters(params.after, limit)
+        .await
+        .map_err(|error| ApiError::from_store(error, "failed to list dead letters"))?;
+
+    let next = if states.len() == limit { states.last().map(|state| state.event.seq) } else { None };
+    let events = states.into_iter().map(dead_letter_body).collect();
+    Ok(Json(DeadLettersBody { events, next }))
+}
+
+fn dead_letter_body(state: OutboxEventState) -> DeadLetterBody {
+    let event = state.event;
+    DeadLetterBody {
+        seq: event.seq,
+        event_id: event.event_id,
+        event_type: event.event_type,
+        occurred_at: event.occurred_at,
+        trial_id: event.trial_id,
+        submission_id: event.submission_id,
+        attempts: event.attempts,
+        rejections: state.rejections,
+        last_error: state.last_error,
+        dead_lettered_at: state.dead_lettered_at,
+    }
+}
