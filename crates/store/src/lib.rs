@@ -1,24 +1,28 @@
 //! Durable storage for epro: submissions, the data queries and revalidation records of
-//! the rule engine, the transactional outbox and the audit trail in one SQLite file.
-//! This crate is the only code in epro that writes SQL.
+//! the rule engine, the transactional outbox and the audit trail, in one SQLite file or
+//! one PostgreSQL database. [`StoreConfig::backend`] picks which, and both behave the
+//! same through the one [`Store`] handle. This crate is the only code in epro that
+//! writes SQL.
 //!
 //! A submission is acknowledged only after the transaction holding its `submissions`
 //! row, its `data_queries` rows, its `outbox_events` rows and its `audit_events` row
-//! has committed with
-//! `synchronous = FULL`, so an acknowledged submission survives a process crash and a
-//! power loss. To keep that affordable, one writer thread commits queued submissions in
-//! batches ("group commit"): one fsync covers the whole batch.
+//! has committed: with `synchronous = FULL` on SQLite, and on PostgreSQL with
+//! `synchronous_commit = on`, which the store sets on each of its connections. So an
+//! acknowledged submission survives a process crash and a power loss. To keep that affordable, one writer commits queued submissions in
+//! batches ("group commit"): one flush of the log covers the whole batch.
 //!
 //! Invariants:
 //!
-//! - **One writer.** Only the writer thread's connection writes. Read connections run
-//!   with `query_only`.
+//! - **One writer per SQLite file.** Only the writer thread's connection writes. Read
+//!   connections run with `query_only`. On PostgreSQL, submissions still go through
+//!   one writer task per store, while the other writes run in their own transactions
+//!   beside it, and several epro instances may share the database.
 //! - **An outbox row is written in the same transaction as its submission, or not at
 //!   all.** So are the data queries raised at intake. They have no audit row of their
 //!   own because the submission's `submission.created` row covers them.
 //! - **`submissions`, `audit_events`, `data_query_events` and `derived_records` are
-//!   append-only.** Triggers reject `UPDATE` and `DELETE`. A correction is a new
-//!   submission.
+//!   append-only.** Triggers reject `UPDATE` and `DELETE`, and on PostgreSQL
+//!   `TRUNCATE`. A correction is a new submission.
 //! - **Data queries are never deleted, and only their status changes.** Triggers reject
 //!   `DELETE` and any `UPDATE` of columns other than `status` and `updated_at`. Every
 //!   status change goes through [`Store::update_query_status`], which appends its
@@ -29,22 +33,25 @@
 //!   appends a `derived_records` row and raises new queries. The submission's answers,
 //!   intake scores and status stay as they were stored.
 //! - **Outbox rows change only in their delivery columns** (`attempts`, `last_error`,
-//!   `delivered_at`), through [`Store::outbox_mark_delivered`] and
-//!   [`Store::outbox_mark_failed`].
+//!   `delivered_at`, the claim, `rejections` and `dead_lettered_at`), through the
+//!   `outbox_*` methods of [`Store`].
 //! - **No answers outside `submissions`.** Outbox payloads and audit rows carry ids,
 //!   codes and timestamps only. Scores appear only in `submissions.scores` and
 //!   `derived_records`. Query `params` and derived `findings` are message parameters,
 //!   and the store relies on the rule engine to keep answers out of them, because it
-//!   cannot tell an answer from a parameter.
+//!   cannot tell an answer from a parameter. Errors never repeat a rejected row.
 //!
 //! # Layout
 //!
-//! - `store`: [`Store`] and [`StoreConfig`], the public handle. `store::rules` holds its
-//!   methods for data queries and revalidation.
-//! - `writer`: the writer thread and group commit, with every write statement in its
-//!   submodules.
-//! - `reader`: the read queries.
-//! - `schema`: PRAGMAs and the migrations embedded from `migrations/sqlite/`.
+//! - `store`: [`Store`], [`StoreConfig`] and [`Backend`], the public handle, which
+//!   hands each call to the open backend. `store::rules` holds its methods for data
+//!   queries and revalidation.
+//! - `sqlite`: the SQLite backend's handle. Its parts are `writer` (the writer thread
+//!   and group commit, with every write statement in its submodules), `reader` (the
+//!   read queries) and `schema` (PRAGMAs and the migrations embedded from
+//!   `migrations/sqlite/`).
+//! - `postgres`: the PostgreSQL backend, with its writer task, statements, readers and
+//!   the migrations embedded from `migrations/postgres/`.
 //! - `metrics`: the writer's metrics (batch size, commit time, queue depth).
 //! - `model`: the values passed in and out, and [`StoreError`].
 //! - `columns`: how timestamps and UUIDs are encoded in columns.

@@ -2,13 +2,16 @@
 //! [`StoreConfig::metrics`](crate::StoreConfig::metrics):
 //!
 //! - `store_batch_size`: histogram of commands per committed group commit;
-//! - `store_commit_duration_seconds`: histogram of the time from
-//!   `BEGIN IMMEDIATE` to the end of `COMMIT`, the fsync included;
+//! - `store_commit_duration_seconds`: histogram of the time from the start
+//!   of a batch's transaction to the end of its `COMMIT`, the flush of the
+//!   log included;
 //! - `store_queue_depth`: gauge of commands waiting for the writer, set
 //!   each time the writer takes a batch.
 //!
-//! The writer thread updates all three through the handles registered here
-//! once, so the hot path does no lookup by name.
+//! The writer (SQLite's thread or PostgreSQL's task) updates all three
+//! through the handles registered here once, so the hot path does no lookup
+//! by name. On PostgreSQL only submissions pass through the writer, so the
+//! other writes, which run in transactions of their own, are not counted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use metrics::{Gauge, Histogram, Recorder, Unit, describe_gauge, describe_histogr
 /// The metrics recorder a store and its relay write to.
 pub type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
 
-/// Handles of the writer thread's metrics.
+/// Handles of the writer's metrics.
 pub(crate) struct WriterMetrics {
     batch_size: Histogram,
     commit_duration: Histogram,
@@ -41,9 +44,9 @@ impl WriterMetrics {
             describe_histogram!(
                 "store_commit_duration_seconds",
                 Unit::Seconds,
-                "Time from BEGIN IMMEDIATE to the end of COMMIT of one group commit, including the fsync."
+                "Time from the start of one group commit's transaction to the end of its COMMIT, including the log flush."
             );
-            describe_gauge!("store_queue_depth", "Commands waiting for the writer thread when it last took a batch.");
+            describe_gauge!("store_queue_depth", "Commands waiting for the writer when it last took a batch.");
             WriterMetrics {
                 batch_size: histogram!("store_batch_size"),
                 commit_duration: histogram!("store_commit_duration_seconds"),

@@ -395,19 +395,26 @@ pub struct OutboxReplay {
     pub request_id: Option<String>,
 }
 
-/// Counters of the writer thread since the store was opened.
+/// Counters of the store's writes since it was opened.
+///
+/// On PostgreSQL, writes other than submissions run in transactions of their own, and
+/// each counts as a batch of one. A batch that a constraint rolled back is written
+/// again one submission per transaction, and each of those counts as a batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Transactions committed. Each commit is one fsync of the write-ahead log.
+    /// Transactions committed. Each commit is one flush of the log.
     pub batches_committed: u64,
     /// Commands (submissions, outbox updates, query status changes and revalidation
     /// records) answered after a successful commit.
     pub commands_committed: u64,
     /// New submissions committed, which excludes replays and conflicts.
     pub submissions_created: u64,
-    /// Commands rolled back to their savepoint while their batch went on.
+    /// Commands rejected while the rest of their batch went on: rolled back to their
+    /// savepoint on SQLite, rejected before the batch or by their own transaction on
+    /// PostgreSQL.
     pub commands_failed: u64,
-    /// Batches whose transaction failed to begin or commit.
+    /// Batches whose transaction failed to begin or commit, or on PostgreSQL lost its
+    /// connection.
     pub batches_failed: u64,
 }
 

@@ -29,7 +29,7 @@ use crate::writer::Shared;
 /// Settings for [`Store::open`].
 #[derive(Clone)]
 pub struct StoreConfig {
-    /// Which database to open, and where it is.
+    /// Database to open and its location.
     pub backend: Backend,
     /// Maximum number of commands committed in one transaction.
     pub max_batch: usize,
@@ -53,6 +53,15 @@ pub enum Backend {
         path: PathBuf,
     },
     /// A PostgreSQL database that several epro instances may share.
+    ///
+    /// Differences from SQLite that a caller sees:
+    ///
+    /// - Timestamps are kept to the microsecond.
+    /// - Scores, query params, findings and event payloads come back as compact JSON
+    ///   with jsonb's order of object keys.
+    /// - Writes other than submissions never fail with [`StoreError::Overloaded`].
+    /// - An unreachable database fails operations with [`StoreError::Unavailable`]
+    ///   after a wait of at most a few seconds.
     Postgres {
         /// Connection URL, for example `postgres://epro:secret@db:5432/epro`, or
         /// `key=value` settings. It may contain a password, so it is never logged:
@@ -138,7 +147,7 @@ impl StoreConfig {
 /// Submissions go to the writer, which commits them in batches. On SQLite every other
 /// write ([`outbox_mark_delivered`](Store::outbox_mark_delivered),
 /// [`update_query_status`](Store::update_query_status) and the like) goes to the writer
-/// too; on PostgreSQL it runs in its own transaction on the pool. Reads run on the
+/// too. On PostgreSQL it runs in its own transaction on the pool. Reads run on the
 /// pool.
 #[derive(Clone)]
 pub struct Store {
@@ -420,7 +429,7 @@ impl Store {
 
     /// Returns the notifier woken after every commit of this store that wrote outbox
     /// rows. Events written by another epro instance on the same PostgreSQL database
-    /// wake nobody here; the relay's poll finds them.
+    /// do not wake it, and the relay's poll finds them instead.
     ///
     /// It uses [`Notify::notify_one`], so a commit that happens while the relay is busy
     /// leaves a permit and the relay's next `notified().await` returns at once. With

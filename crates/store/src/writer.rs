@@ -34,7 +34,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-pub(crate) use self::outbox::truncate_at_char_boundary;
+pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::metrics::WriterMetrics;
 use crate::model::{
     NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
@@ -99,7 +99,8 @@ pub(crate) enum Command {
     },
 }
 
-/// State shared between the writer thread and every [`Store`](crate::Store) clone.
+/// State shared between the writer, SQLite's thread or PostgreSQL's task, and every
+/// [`Store`](crate::Store) clone.
 #[derive(Default)]
 pub(crate) struct Shared {
     /// Woken after each commit that wrote outbox rows.

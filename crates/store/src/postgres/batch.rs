@@ -80,8 +80,8 @@ const SELECT_EXISTING: &str = "
     FROM submissions WHERE submission_id = ANY($1)";
 
 /// Checks what the store promises to check about a submission (see [`NewSubmission`])
-/// before it joins a batch, so that a bad row is answered with an error naming the
-/// field rather than rolling back the batch. The database's constraints check again.
+/// before it joins a batch, so that the caller of a bad row gets an error naming the
+/// field and the batch is not rolled back. The database's constraints check again.
 ///
 /// # Errors
 ///

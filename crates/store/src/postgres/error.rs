@@ -30,7 +30,7 @@ pub(super) fn redact(error: anyhow::Error) -> anyhow::Error {
                 let code = database_error.code().code();
                 return Some(format!("{}: {} (SQLSTATE {code})", database_error.severity(), database_error.message()));
             }
-            // Its text is only "db error"; the DbError after it says what failed.
+            // Its text is only "db error", and the DbError after it names the failure.
             let postgres_error = cause.downcast_ref::<tokio_postgres::Error>();
             if postgres_error.is_some_and(|error| error.as_db_error().is_some()) {
                 return None;

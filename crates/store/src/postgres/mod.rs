@@ -15,7 +15,8 @@
 //!   compact with the same content, but with jsonb's order of object keys.
 //! - [`StoreError::Unavailable`] reports an unreachable database.
 //! - Writes other than submissions do not queue, so they never fail with
-//!   [`StoreError::Overloaded`]; they wait up to [`POOL_TIMEOUT`] for a connection.
+//!   [`StoreError::Overloaded`]. Instead they wait up to [`POOL_TIMEOUT`] for a
+//!   connection.
 
 mod batch;
 mod error;
@@ -105,9 +106,16 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("epro");
         }
+        // A submission is acknowledged after COMMIT returns, so COMMIT must wait for the
+        // flush of the log, whatever the server's or the role's default.
+        let options = match config.get_options() {
+            Some(options) => format!("{options} -c synchronous_commit=on"),
+            None => "-c synchronous_commit=on".to_owned(),
+        };
+        config.options(&options);
 
-        // NOTE: connections are unencrypted (NoTls); a server that requires TLS
-        // refuses them. Add a TLS connector before using a database across a network.
+        // NOTE: connections are unencrypted (NoTls), so a server that requires TLS
+        // rejects them. Add a TLS connector before using a database across a network.
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool_size = usize::try_from(settings.pool_size).unwrap_or(usize::MAX);
         let pool = Pool::builder(manager)
@@ -262,9 +270,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let update =
             rules::update_query_status(&mut client, &change).await.map_err(|error| self.record_failure(error))?;
-        if matches!(update, QueryUpdate::Updated(_)) {
-            self.record_transaction();
-        }
+        self.record_transaction();
         Ok(update)
     }
 

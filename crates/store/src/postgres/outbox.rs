@@ -18,10 +18,7 @@ use uuid::Uuid;
 use super::batch::INSERT_AUDIT_EVENTS;
 use super::reader::{OUTBOX_COLUMNS, decode_event};
 use crate::model::{OutboxEvent, OutboxFailure, OutboxReplay, ReplaySelection};
-use crate::writer::{OUTBOX_REPLAYED, truncate_at_char_boundary};
-
-/// Maximum length in bytes of the `last_error` text kept on an outbox row, as on SQLite.
-const MAX_LAST_ERROR_BYTES: usize = 2000;
+use crate::writer::{MAX_LAST_ERROR_BYTES, OUTBOX_REPLAYED, truncate_at_char_boundary};
 
 /// Claims up to `limit` pending events that no live lease holds, lowest `seq` first.
 pub(super) async fn claim(

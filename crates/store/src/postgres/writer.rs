@@ -3,8 +3,8 @@
 //! [`PostgresStore::submit`](super::PostgresStore::submit) sends each submission over
 //! the same bounded channel as on SQLite. The task waits for one, takes whatever else
 //! is queued (up to `max_batch` in all), and writes the batch in one transaction with
-//! the multi-row statements of `batch`. Only after `COMMIT` returns does it answer the
-//! callers. The other writes do not queue here: they run in their own transactions on
+//! the multi-row statements of `batch`. Only after `COMMIT` returns does it reply to
+//! the callers. The other writes do not queue here: they run in their own transactions on
 //! the pool, because PostgreSQL, unlike SQLite, lets them run beside a batch.
 //!
 //! When the batch fails on a constraint, which one row's value can cause, the task
@@ -68,7 +68,7 @@ impl Writer {
         tracing::info!("Store writer stopped");
     }
 
-    /// Writes one batch and answers each caller after its transaction has ended.
+    /// Writes one batch and replies to each caller after its transaction has ended.
     async fn run_batch(&self, commands: Vec<SubmitCommand>) {
         let started = Instant::now();
 
@@ -151,8 +151,8 @@ impl Writer {
         Ok(outcomes)
     }
 
-    /// Counts a committed transaction, answers its callers and wakes the relay if it
-    /// stored a new submission.
+    /// Counts a committed transaction, replies to its callers and wakes the relay if
+    /// it stored a new submission.
     fn answer_committed(&self, results: impl ExactSizeIterator<Item = (SubmitCommand, SubmitOutcome)>) {
         let commands = results.len();
         let mut created = 0;
@@ -174,7 +174,7 @@ impl Writer {
     }
 }
 
-/// Answers every caller of a batch that did not commit, or whose commit is unknown,
+/// Fails every caller of a batch that did not commit, or whose commit is unknown,
 /// with [`StoreError::Unavailable`].
 fn fail_unavailable(shared: &Shared, commands: impl IntoIterator<Item = SubmitCommand>, error: anyhow::Error) {
     shared.batches_failed.fetch_add(1, Ordering::Relaxed);

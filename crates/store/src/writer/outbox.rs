@@ -17,7 +17,7 @@ use crate::reader::{self, OUTBOX_COLUMNS, OutboxColumns};
 
 /// Maximum length in bytes of the `last_error` text kept on an outbox row. Longer sink
 /// errors are cut at a character boundary.
-const MAX_LAST_ERROR_BYTES: usize = 2000;
+pub(crate) const MAX_LAST_ERROR_BYTES: usize = 2000;
 
 /// Claims up to `limit` pending events that no live lease holds, lowest `seq` first.
 ///

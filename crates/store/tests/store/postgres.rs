@@ -59,7 +59,8 @@ async fn migrations_run_once_concurrently() {
     }
 }
 
-/// A database migrated by a newer build is refused with an error that says so.
+/// A database migrated by a newer build is rejected with an error naming the newer
+/// migration.
 #[tokio::test]
 async fn open_rejects_newer_schema() {
     let Some(url) = server_url() else { return };
@@ -202,8 +203,8 @@ async fn cut_connection_recovers() {
         assert!(matches!(outcome, SubmitOutcome::Created(_)), "{outcome:?}");
     }
 
-    // Cut the connection while submissions are in flight: after the first 20 of 150
-    // have been answered.
+    // Cut the connection while submissions are in flight, once 20 of the 150 have
+    // returned.
     let around_cut: Vec<_> = (100..250).map(submission).collect();
     let mut tasks = JoinSet::new();
     for (index, new) in around_cut.iter().cloned().enumerate() {
@@ -254,7 +255,7 @@ async fn cut_connection_recovers() {
     proxy.stop().await;
 }
 
-/// Submits `new` until the store answers with something other than
+/// Submits `new` until the store returns something other than
 /// [`StoreError::Unavailable`], at most 50 times, 100 ms apart.
 async fn submit_until_available(store: &Store, new: &epro_store::NewSubmission) -> SubmitOutcome {
     for _ in 0..50 {
@@ -282,7 +283,7 @@ fn through_proxy(url: &str, proxy: SocketAddr) -> String {
     format!("{}{user}{proxy}{}", &url[..scheme_end], &url[authority_end..])
 }
 
-/// The host and port of the server in `url`.
+/// Returns the host and port of the server in `url`.
 fn upstream_address(url: &str) -> String {
     let config = tokio_postgres::Config::from_str(url).expect("parse the server URL");
     let host = match config.get_hosts().first() {

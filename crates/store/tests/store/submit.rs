@@ -239,8 +239,8 @@ async fn submit_error_omits_answers(backend: Backend) {
     assert_eq!(test.count("submissions", "true").await, 0);
 }
 
-/// Answers may hold any JSON escape, `\u0000` included, which jsonb would reject, and
-/// both texts come back byte for byte.
+/// Answers may contain any JSON escape, `\u0000` included, which jsonb would reject,
+/// and both texts come back byte for byte.
 async fn submit_keeps_json_escapes(backend: Backend) {
     let test = TestStore::open(backend).await;
     let mut new = submission(1);
