@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context as _;
 use epro_store::OutboxEvent;
 
-use crate::sink::{Sink, message};
+use crate::sink::{PublishError, Sink, message};
 
 /// A sink that appends each message as one line of JSON (NDJSON) to a file.
 ///
@@ -58,7 +58,9 @@ impl Sink for NdjsonFileSink {
         "file"
     }
 
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    /// Fails with [`PublishError::Unavailable`] on any IO error, because the file
+    /// refuses no event for its content.
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let mut lines = Vec::new();
         for event in events {
             serde_json::to_writer(&mut lines, &message(event))
@@ -74,7 +76,8 @@ impl Sink for NdjsonFileSink {
                 .with_context(|| format!("failed to append to outbox file {}", path.display()))
         })
         .await
-        .context("outbox file task failed")?
+        .context("outbox file task failed")??;
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use epro_store::OutboxEvent;
 
-use crate::sink::Sink;
+use crate::sink::{PublishError, Sink};
 
 /// A sink that logs one `info` event per message, with the event id, type, trial id
 /// and submission id. The patient id and the payload are left out, and events never
@@ -16,7 +16,7 @@ impl Sink for LogSink {
         "log"
     }
 
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         for event in events {
             tracing::info!(
                 event_id = %event.event_id,

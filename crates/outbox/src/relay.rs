@@ -181,6 +181,7 @@ async fn relay_batch(
     }
 
     if let Err(error) = sink.publish(&events).await {
+        let error = anyhow::Error::new(error);
         metrics.record_publish_failure();
         record_failed_attempts(store, &events, &error).await?;
         return Err(BatchError::Failed(error.context(format!(

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::bail;
-use epro_outbox::{NdjsonFileSink, RelayConfig, Sink, run_relay};
+use anyhow::anyhow;
+use epro_outbox::{NdjsonFileSink, PublishError, RelayConfig, Sink, run_relay};
 use epro_store::{NewSubmission, OutboxEvent, SourceFormat, Store, StoreConfig};
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -142,10 +142,10 @@ impl Sink for FlakySink {
         "flaky"
     }
 
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if call < self.failures {
-            bail!("broker unavailable (call {call})");
+            return Err(PublishError::Unavailable(anyhow!("broker unavailable (call {call})")));
         }
         self.published.lock().expect("published lock").extend_from_slice(events);
         Ok(())
@@ -291,7 +291,7 @@ impl Sink for GatedSink {
         "gated"
     }
 
-    async fn publish(&self, _events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn publish(&self, _events: &[OutboxEvent]) -> Result<(), PublishError> {
         self.entered.notify_one();
         self.release.notified().await;
         Ok(())
