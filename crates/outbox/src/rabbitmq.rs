@@ -38,6 +38,9 @@ const BIND_ALL: &str = "#";
 /// AMQP `delivery_mode` of a message that the broker writes to disk.
 const PERSISTENT: u8 = 2;
 
+/// Most refused events named in a rejection's message; the rest are counted.
+const MAX_LISTED_REFUSALS: usize = 5;
+
 /// The `rabbitmq` sink's settings.
 ///
 /// ```toml
@@ -293,16 +296,18 @@ impl RabbitMqSink {
         }
 
         if refused.is_empty() {
-            Ok(())
-        } else {
-            Err(PublishError::Rejected(anyhow!(
-                "rabbitmq refused {} of {} events on exchange {:?}: {}",
-                refused.len(),
-                events.len(),
-                self.config.exchange,
-                refused.join(", ")
-            )))
+            return Ok(());
         }
+        let listed = refused.len().min(MAX_LISTED_REFUSALS);
+        let unlisted = refused.len() - listed;
+        let more = if unlisted > 0 { format!(" and {unlisted} more") } else { String::new() };
+        Err(PublishError::Rejected(anyhow!(
+            "rabbitmq refused {} of {} events on exchange {:?}: {}{more}",
+            refused.len(),
+            events.len(),
+            self.config.exchange,
+            refused[..listed].join(", ")
+        )))
     }
 }
 
