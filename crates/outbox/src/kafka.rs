@@ -2,9 +2,9 @@
 //!
 //! Guarantee: `publish` returns `Ok` only after the partition leader acknowledged
 //! every record of the batch. `rskafka` 0.6 sends every produce request with
-//! `acks = -1` (all in-sync replicas) and a broker-side timeout of 30 s, and neither is
-//! configurable; its documentation does not mention acks, so this comes from its
-//! source (`build_produce_request` in `src/client/partition.rs`). The record key is
+//! `acks = -1` (all in-sync replicas) and a broker-side timeout of 30 s, and offers no
+//! setting for either. Its documentation does not mention acks, so this comes from
+//! its source (`build_produce_request` in `src/client/partition.rs`). The record key is
 //! the trial id, and the partition is Kafka's default partitioner applied to it
 //! (murmur2 of the key, positive, modulo the partition count), so one trial's events
 //! stay in one partition in `seq` order, where a Java producer would put them too.
@@ -49,7 +49,7 @@ pub const EVENT_ID_HEADER: &str = "event-id";
 /// Header with the event's type, for example `submission.accepted`.
 pub const EVENT_TYPE_HEADER: &str = "event-type";
 
-/// Longest topic name Kafka accepts.
+/// Maximum length of a Kafka topic name.
 const MAX_TOPIC_LENGTH: usize = 249;
 
 /// The `kafka` sink's settings.
@@ -83,7 +83,8 @@ pub struct KafkaConfig {
     /// Replication factor of a topic that the sink creates; `-1` takes the broker's
     /// `default.replication.factor` (brokers that support KIP-464, Kafka 2.4 and later).
     pub replication_factor: i16,
-    /// Maximum time to connect and read the cluster metadata.
+    /// Maximum time to connect and read the cluster metadata. It also bounds the
+    /// total wait between retries of one request to the broker.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// Maximum time for one batch: metadata, topic creation and every produce request.
@@ -127,7 +128,7 @@ impl KafkaConfig {
     }
 }
 
-/// How the sink names the topic of an event.
+/// Topic naming of a sink: one topic, or one per event type.
 #[derive(Clone, Debug)]
 enum TopicChoice {
     Single(String),
@@ -206,7 +207,7 @@ impl KafkaSink {
     ///
     /// # Errors
     ///
-    /// Returns [`PublishError::Unavailable`] when no bootstrap broker answers. The
+    /// Returns [`PublishError::Unavailable`] when no bootstrap broker responds. The
     /// sink stays usable, and the next `publish` tries again.
     pub async fn connect(&self) -> Result<(), PublishError> {
         let mut state = self.state.lock().await;
@@ -217,13 +218,15 @@ impl KafkaSink {
     async fn ensure_connected<'a>(&self, state: &'a mut Option<Connected>) -> Result<&'a mut Connected, PublishError> {
         if state.is_none() {
             let brokers = self.config.bootstrap_brokers.join(",");
-            // rskafka retries a failed connection with backoff and without an end by
-            // default; the deadline turns that into an error that reaches the relay.
+            // rskafka retries failed requests (refused connections, leader changes)
+            // with backoff and, by default, without end. The deadline bounds the sum
+            // of its waits, so a refused connection comes back as rskafka's own error
+            // before the timeout below replaces it with a bare "timed out".
             let backoff = BackoffConfig {
                 init_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(2),
                 base: 3.0,
-                deadline: Some(self.connect_timeout.max(self.publish_timeout)),
+                deadline: Some(self.connect_timeout),
             };
             let building = ClientBuilder::new(self.config.bootstrap_brokers.clone())
                 .client_id("epro-outbox")
@@ -234,7 +237,7 @@ impl KafkaSink {
                 .map_err(|_elapsed| {
                     anyhow!("timed out after {} ms connecting to kafka at {brokers}", self.config.connect_timeout_ms)
                 })?
-                .with_context(|| format!("failed to connect to kafka at {brokers}"))?;
+                .map_err(|error| display_only(&error).context(format!("failed to connect to kafka at {brokers}")))?;
             tracing::info!(brokers = %brokers, "Connected to Kafka");
             *state = Some(Connected { client, partition_counts: HashMap::new(), partition_clients: HashMap::new() });
         }
@@ -363,7 +366,7 @@ impl Sink for KafkaSink {
         let produced = tokio::time::timeout(self.publish_timeout, self.produce_batch(connected, events)).await;
         match produced {
             Ok(Ok(())) => Ok(()),
-            // The broker answered, so the client is healthy and stays.
+            // The broker responded, so the client is healthy and stays.
             Ok(Err(rejected @ PublishError::Rejected(_))) => Err(rejected),
             Ok(Err(unavailable @ PublishError::Unavailable(_))) => {
                 *state = None;
@@ -429,8 +432,14 @@ fn classify(error: KafkaError, context: String) -> PublishError {
             ..
         }
     );
-    let error = anyhow::Error::new(error).context(context);
+    let error = display_only(&error).context(context);
     if is_about_records { PublishError::Rejected(error) } else { PublishError::Unavailable(error) }
+}
+
+/// Converts an rskafka error by its message alone. Its messages already include
+/// their sources, which `{:#}` would print a second time from the source chain.
+fn display_only(error: &dyn std::error::Error) -> anyhow::Error {
+    anyhow!("{error}")
 }
 
 /// Returns the partition of `key` among `partitions`, as Kafka's default partitioner

@@ -9,7 +9,7 @@
 //!
 //! Errors:
 //!
-//! - [`PublishError::Rejected`]: the broker answered with `basic.nack`, or returned a
+//! - [`PublishError::Rejected`]: the broker responded with `basic.nack`, or returned a
 //!   message it could not route (for example after someone deleted the queue).
 //! - [`PublishError::Unavailable`]: connecting, declaring or publishing failed, the
 //!   channel or connection closed, or the confirms did not arrive within
@@ -38,8 +38,8 @@ const BIND_ALL: &str = "#";
 /// AMQP `delivery_mode` of a message that the broker writes to disk.
 const PERSISTENT: u8 = 2;
 
-/// Most refused events named in a rejection's message; the rest are counted.
-const MAX_LISTED_REFUSALS: usize = 5;
+/// Maximum number of rejected events named in the error message; the rest are counted.
+const MAX_LISTED_REJECTIONS: usize = 5;
 
 /// The `rabbitmq` sink's settings.
 ///
@@ -277,36 +277,36 @@ impl RabbitMqSink {
             confirms.push(confirm);
         }
 
-        let mut refused = Vec::new();
+        let mut rejected = Vec::new();
         for (event, confirm) in events.iter().zip(confirms) {
             let confirmation = confirm
                 .await
                 .with_context(|| format!("lost the rabbitmq confirm of outbox event {}", event.event_id))?;
             match confirmation {
                 Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => refused.push(format!(
+                Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => rejected.push(format!(
                     "event {} returned ({} {})",
                     event.event_id, returned.reply_code, returned.reply_text
                 )),
-                Confirmation::Nack(None) => refused.push(format!("event {} nacked", event.event_id)),
+                Confirmation::Nack(None) => rejected.push(format!("event {} nacked", event.event_id)),
                 Confirmation::NotRequested => {
                     return Err(anyhow!("rabbitmq channel is not in confirm mode").into());
                 }
             }
         }
 
-        if refused.is_empty() {
+        if rejected.is_empty() {
             return Ok(());
         }
-        let listed = refused.len().min(MAX_LISTED_REFUSALS);
-        let unlisted = refused.len() - listed;
+        let listed = rejected.len().min(MAX_LISTED_REJECTIONS);
+        let unlisted = rejected.len() - listed;
         let more = if unlisted > 0 { format!(" and {unlisted} more") } else { String::new() };
         Err(PublishError::Rejected(anyhow!(
-            "rabbitmq refused {} of {} events on exchange {:?}: {}{more}",
-            refused.len(),
+            "rabbitmq rejected {} of {} events on exchange {:?}: {}{more}",
+            rejected.len(),
             events.len(),
             self.config.exchange,
-            refused[..listed].join(", ")
+            rejected[..listed].join(", ")
         )))
     }
 }
@@ -327,7 +327,7 @@ impl Sink for RabbitMqSink {
         let sent = tokio::time::timeout(self.publish_timeout, self.send_batch(&channel, events)).await;
         match sent {
             Ok(Ok(())) => Ok(()),
-            // The broker answered, so the connection is healthy and stays open.
+            // The broker responded, so the connection is healthy and stays open.
             Ok(Err(rejected @ PublishError::Rejected(_))) => Err(rejected),
             Ok(Err(unavailable @ PublishError::Unavailable(_))) => {
                 *link = None;

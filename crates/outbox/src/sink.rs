@@ -32,8 +32,8 @@ pub trait Sink: Send + Sync {
     /// # Errors
     ///
     /// Returns an error when any event of the batch may not have been published. The
-    /// relay then retries the whole batch. [`PublishError`] tells a sink that could
-    /// not be reached from one that refused the events.
+    /// relay then retries the whole batch. [`PublishError`] distinguishes a sink
+    /// that could not be reached from one that rejected the events.
     async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError>;
 }
 

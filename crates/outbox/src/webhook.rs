@@ -1,8 +1,8 @@
 //! [`WebhookSink`]: POSTs each batch as one signed JSON request to an HTTP endpoint,
 //! and [`verify_webhook_signature`] for receivers.
 //!
-//! Guarantee: `publish` returns `Ok` only after the endpoint answered the request
-//! with a 2xx status. The body is `{"events":[message, ...]}` in `seq` order, with
+//! Guarantee: `publish` returns `Ok` only after the endpoint responded to the
+//! request with a 2xx status. The body is `{"events":[message, ...]}` in `seq` order, with
 //! [`message`] as the wire format. Each request carries two headers:
 //!
 //! - `Epro-Timestamp`: the time of signing, in Unix seconds;
@@ -13,9 +13,9 @@
 //!
 //! Errors:
 //!
-//! - [`PublishError::Rejected`]: the endpoint answered 4xx other than 408 and 429.
+//! - [`PublishError::Rejected`]: the endpoint responded 4xx other than 408 and 429.
 //! - [`PublishError::Unavailable`]: connecting failed or timed out, or the endpoint
-//!   answered 408, 429, 5xx or another non-2xx status. Redirects are not followed,
+//!   responded 408, 429, 5xx or another non-2xx status. Redirects are not followed,
 //!   because a 301 or 302 would turn the POST into a GET.
 
 use std::fmt;
@@ -41,7 +41,7 @@ pub const SIGNATURE_HEADER: &str = "Epro-Signature";
 /// Prefix of the signature scheme this version writes and accepts.
 const SIGNATURE_PREFIX: &str = "v1=";
 
-/// Most characters of an error response's body kept in the error message.
+/// Maximum number of characters of an error response's body in the error message.
 const MAX_ERROR_BODY_CHARS: usize = 200;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -181,13 +181,13 @@ impl Sink for WebhookSink {
             return Ok(());
         }
         let detail = error_body(response).await;
-        let error = anyhow!("webhook {redacted} answered {status} to {} events{detail}", events.len());
+        let error = anyhow!("webhook {redacted} responded {status} to {} events{detail}", events.len());
         if is_retryable(status) { Err(PublishError::Unavailable(error)) } else { Err(PublishError::Rejected(error)) }
     }
 }
 
-/// Returns `true` for statuses that say nothing against the events: 408, 429, 5xx
-/// and any non-4xx status that is not a success.
+/// Returns `true` for statuses that do not reject the events: 408, 429, 5xx and any
+/// other status that is neither a success nor 4xx.
 fn is_retryable(status: StatusCode) -> bool {
     let is_client_error = status.is_client_error();
     !is_client_error || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS

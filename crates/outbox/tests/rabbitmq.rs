@@ -151,7 +151,7 @@ async fn rabbitmq_unroutable_event_is_rejected() {
 
     assert!(error.is_rejected(), "{error}");
     let text = error.to_string();
-    assert!(text.contains("refused 3 of 3"), "{text}");
+    assert!(text.contains("rejected 3 of 3"), "{text}");
     assert!(text.contains("NO_ROUTE"), "{text}");
     delete_topology(&channel, &names).await;
 }
@@ -229,8 +229,8 @@ fn with_address(url: &str, address: SocketAddr) -> String {
 }
 
 /// A TCP proxy on 127.0.0.1 that forwards to the broker while up. While down, it
-/// stops forwarding on open connections and holds new ones without an answer, as a
-/// broker behind a broken network does; coming back up closes the held connections.
+/// stops forwarding on open connections and keeps new ones open without a response,
+/// as a broker behind a broken network does. Coming back up closes those connections.
 struct Proxy {
     address: SocketAddr,
     up: watch::Sender<bool>,

@@ -42,7 +42,7 @@ struct Received {
 
 #[derive(Clone)]
 struct Receiver {
-    /// Status the receiver answers with.
+    /// Status the receiver responds with.
     status: Arc<AtomicU16>,
     requests: Arc<Mutex<Vec<Received>>>,
 }
@@ -68,7 +68,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     StatusCode::from_u16(receiver.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Starts a receiver on 127.0.0.1 that answers `status` after verifying each request.
+/// Starts a receiver on 127.0.0.1 that responds `status` after verifying each request.
 async fn start_receiver(status: StatusCode) -> (Receiver, SocketAddr, JoinHandle<()>) {
     let receiver =
         Receiver { status: Arc::new(AtomicU16::new(status.as_u16())), requests: Arc::new(Mutex::new(Vec::new())) };
@@ -167,7 +167,7 @@ async fn webhook_wrong_secret_is_rejected() {
     };
     let sink = WebhookSink::new(config).expect("webhook sink");
 
-    let error = publish(&sink, &events(1)).await.expect_err("receiver answers 401");
+    let error = publish(&sink, &events(1)).await.expect_err("receiver responds 401");
 
     assert!(error.is_rejected(), "401 is a rejection: {error}");
     let requests = receiver.requests.lock().expect("requests lock").clone();
@@ -191,19 +191,19 @@ async fn webhook_receiver_down_is_unavailable() {
 
 #[tokio::test]
 async fn webhook_silent_receiver_times_out() {
-    // Accepts connections and never answers, like a hung receiver.
+    // Accepts connections and never responds, like a hung receiver.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let silent = tokio::spawn(async move {
-        let mut held = Vec::new();
+        let mut open_connections = Vec::new();
         while let Ok((stream, _peer)) = listener.accept().await {
-            held.push(stream);
+            open_connections.push(stream);
         }
     });
     let config = WebhookConfig { timeout_ms: 500, ..WebhookConfig::new(format!("http://{address}/events"), SECRET) };
     let sink = WebhookSink::new(config).expect("webhook sink");
 
-    let error = publish(&sink, &events(1)).await.expect_err("no answer");
+    let error = publish(&sink, &events(1)).await.expect_err("no response");
 
     assert!(matches!(error, PublishError::Unavailable(_)), "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
