@@ -1,4 +1,4 @@
-//! Kafka sink tests against the broker named by `EPRO_TEST_KAFKA_BOOTSTRAP`, for
+//! Kafka sink tests against the broker named by `TEST_EPRO_KAFKA_BOOTSTRAP`, for
 //! example `127.0.0.1:9092`. Without it they print one line and pass.
 //!
 //! Each test produces to its own topic, named with a random suffix, and reads the
@@ -22,9 +22,9 @@ use uuid::Uuid;
 const GUARD: Duration = Duration::from_secs(90);
 
 fn bootstrap(test: &str) -> Option<String> {
-    let bootstrap = std::env::var("EPRO_TEST_KAFKA_BOOTSTRAP").ok().filter(|value| !value.is_empty());
+    let bootstrap = std::env::var("TEST_EPRO_KAFKA_BOOTSTRAP").ok().filter(|value| !value.is_empty());
     if bootstrap.is_none() {
-        println!("skipped {test}: EPRO_TEST_KAFKA_BOOTSTRAP is not set");
+        println!("skipped {test}: TEST_EPRO_KAFKA_BOOTSTRAP is not set");
     }
     bootstrap
 }

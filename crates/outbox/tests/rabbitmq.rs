@@ -1,4 +1,4 @@
-//! RabbitMQ sink tests against the broker named by `EPRO_TEST_AMQP_URL`, for example
+//! RabbitMQ sink tests against the broker named by `TEST_EPRO_AMQP_URL`, for example
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`. Without it they print one line and pass.
 //!
 //! Each test declares its own exchange and queue with a random suffix and deletes
@@ -26,9 +26,9 @@ use uuid::Uuid;
 const PUBLISH_GUARD: Duration = Duration::from_secs(60);
 
 fn amqp_url(test: &str) -> Option<String> {
-    let url = std::env::var("EPRO_TEST_AMQP_URL").ok().filter(|url| !url.is_empty());
+    let url = std::env::var("TEST_EPRO_AMQP_URL").ok().filter(|url| !url.is_empty());
     if url.is_none() {
-        println!("skipped {test}: EPRO_TEST_AMQP_URL is not set");
+        println!("skipped {test}: TEST_EPRO_AMQP_URL is not set");
     }
     url
 }
@@ -214,9 +214,9 @@ async fn rabbitmq_outage_is_unavailable_then_recovers() {
 
 /// Returns `host:port` of the broker in `url`, with 5672 when the URL has no port.
 fn broker_address(url: &str) -> SocketAddr {
-    let uri: lapin::uri::AMQPUri = url.parse().expect("EPRO_TEST_AMQP_URL is an AMQP URL");
+    let uri: lapin::uri::AMQPUri = url.parse().expect("TEST_EPRO_AMQP_URL is an AMQP URL");
     let host = if uri.authority.host == "localhost" { "127.0.0.1" } else { uri.authority.host.as_str() };
-    format!("{host}:{}", uri.authority.port).parse().expect("EPRO_TEST_AMQP_URL names an IP address and port")
+    format!("{host}:{}", uri.authority.port).parse().expect("TEST_EPRO_AMQP_URL names an IP address and port")
 }
 
 /// Returns `url` with its host and port replaced by `address`.
