@@ -58,6 +58,8 @@ impl Sink for NdjsonFileSink {
         "file"
     }
 
+    /// Fails with [`PublishError::Unavailable`] on any IO error, because the file
+    /// refuses no event for its content.
     async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError> {
         let mut lines = Vec::new();
         for event in events {

@@ -1,39 +1,21 @@
-//! The [`Sink`] trait, the wire format of a published message, and sink selection
-//! from configuration.
+//! The [`Sink`] trait with its [`PublishError`], the wire format of a published
+//! message, and sink selection from configuration.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use epro_store::OutboxEvent;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use crate::file::NdjsonFileSink;
+use crate::kafka::{KafkaConfig, KafkaSink};
 use crate::log::LogSink;
-
-/// Why a publish failed, which decides what the relay does next.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// The sink could not be reached or did not answer (connection refused or lost,
-    /// timeout, broker unavailable, HTTP 408, 429 or 5xx). Nothing is known against the
-    /// events, so the relay retries without limit.
-    #[error("sink unavailable: {0:#}")]
-    Unavailable(anyhow::Error),
-    /// The sink answered and refused the events (broker nack or returned message, HTTP
-    /// 4xx other than 408 and 429, record too large). Counts toward each event's
-    /// dead-letter limit.
-    #[error("sink rejected the events: {0:#}")]
-    Rejected(anyhow::Error),
-}
-
-impl From<anyhow::Error> for PublishError {
-    /// Treats an error of unknown cause as the sink being unavailable, which is
-    /// retried without limit and never dead-letters an event.
-    fn from(error: anyhow::Error) -> Self {
-        PublishError::Unavailable(error)
-    }
-}
+use crate::rabbitmq::{RabbitMqConfig, RabbitMqSink};
+use crate::webhook::{WebhookConfig, WebhookSink};
 
 /// A destination for outbox events.
 ///
@@ -50,9 +32,111 @@ pub trait Sink: Send + Sync {
     /// # Errors
     ///
     /// Returns an error when any event of the batch may not have been published. The
-    /// relay then retries the whole batch; see [`PublishError`] for how the two kinds
-    /// differ.
+    /// relay then retries the whole batch. [`PublishError`] distinguishes a sink
+    /// that could not be reached from one that rejected the events.
     async fn publish(&self, events: &[OutboxEvent]) -> Result<(), PublishError>;
+}
+
+/// Reason a [`Sink::publish`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The sink could not be reached or did not answer (connection refused or lost,
+    /// timeout, broker unavailable, HTTP 408/429/5xx). Nothing is known against the
+    /// events; the relay retries without limit.
+    #[error("sink unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The sink answered and refused the events (broker nack or returned message,
+    /// HTTP 4xx other than 408/429, record too large). Counts toward the event's
+    /// dead-letter limit.
+    #[error("sink rejected the events: {0:#}")]
+    Rejected(anyhow::Error),
+}
+
+impl PublishError {
+    /// Returns `true` for [`PublishError::Rejected`].
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, PublishError::Rejected(_))
+    }
+}
+
+/// Treats an error without a classification as [`PublishError::Unavailable`], so the
+/// relay retries it without counting it against the events.
+impl From<anyhow::Error> for PublishError {
+    fn from(error: anyhow::Error) -> Self {
+        PublishError::Unavailable(error)
+    }
+}
+
+/// A URL that may contain credentials: a password in its user information, or a
+/// token in its query string.
+///
+/// `Debug`, [`SecretUrl::redacted`] and serialization write the URL with the password
+/// and the query replaced by `***`, so a logged or printed configuration contains
+/// neither. Deserialization reads a plain string.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    /// Wraps `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(SecretString::from(url.into()))
+    }
+
+    /// Returns the URL with its password and query, if any, replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(self.0.expose_secret())
+    }
+
+    /// Returns the whole URL, credentials included, for connecting.
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+/// Replaces the password in the user information of `url`, and its query, with `***`.
+fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        // Without an authority there is no telling where a password would be.
+        return "***".to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end =
+        url[authority_start..].find(['/', '?', '#']).map_or(url.len(), |offset| authority_start + offset);
+    let authority = &url[authority_start..authority_end];
+
+    let mut redacted = url[..authority_start].to_owned();
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            match user_info.split_once(':') {
+                Some((user, _password)) => redacted.push_str(&format!("{user}:***@{host}")),
+                None => redacted.push_str(&format!("{user_info}@{host}")),
+            };
+        }
+        None => redacted.push_str(authority),
+    }
+
+    let rest = &url[authority_end..];
+    match rest.find('?') {
+        Some(query_start) => {
+            redacted.push_str(&rest[..query_start]);
+            redacted.push_str("?***");
+        }
+        None => redacted.push_str(rest),
+    }
+    redacted
 }
 
 /// Builds the JSON message published for an event:
@@ -82,29 +166,80 @@ pub fn message(event: &OutboxEvent) -> Value {
 ///
 /// Unknown keys are ignored rather than rejected, because layered configuration
 /// (defaults, file, environment) may leave the keys of another sink type in place.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// `Debug` output of every variant hides credentials.
+#[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SinkConfig {
     /// `{ type = "file", path = "..." }`: append NDJSON lines to a file.
     File { path: PathBuf },
     /// `{ type = "log" }`: write one log event per message, for development.
     Log,
+    /// `{ type = "rabbitmq", url = "amqp://...", ... }`: publish to a RabbitMQ
+    /// exchange with publisher confirms. See [`RabbitMqConfig`].
+    #[serde(rename = "rabbitmq")]
+    RabbitMq(RabbitMqConfig),
+    /// `{ type = "kafka", bootstrap_brokers = ["host:9092"], ... }`: produce to a
+    /// Kafka topic. See [`KafkaConfig`].
+    Kafka(KafkaConfig),
+    /// `{ type = "webhook", url = "https://...", secret = "..." }`: POST signed JSON
+    /// batches to an HTTP endpoint. See [`WebhookConfig`].
+    Webhook(WebhookConfig),
 }
 
 /// Opens the sink named by `config`.
 ///
+/// Broker sinks do not wait for their broker here, so epro starts while the broker
+/// is down. When called inside a Tokio runtime, they start connecting in a
+/// background task that logs a warning if the broker cannot be reached, and every
+/// `publish` connects again until one succeeds.
+///
 /// # Errors
 ///
-/// Fails when a file sink's file cannot be opened or created.
+/// Fails when a file sink's file cannot be opened or created, or when a broker or
+/// webhook setting is invalid (malformed URL, empty broker list, zero timeout).
 pub fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
     match config {
         SinkConfig::File { path } => Ok(Arc::new(NdjsonFileSink::open(path)?)),
         SinkConfig::Log => Ok(Arc::new(LogSink)),
+        SinkConfig::RabbitMq(config) => {
+            let sink = Arc::new(RabbitMqSink::new(config.clone())?);
+            let connecting = Arc::clone(&sink);
+            spawn_first_connect("rabbitmq", async move { connecting.connect().await });
+            Ok(sink)
+        }
+        SinkConfig::Kafka(config) => {
+            let sink = Arc::new(KafkaSink::new(config.clone())?);
+            let connecting = Arc::clone(&sink);
+            spawn_first_connect("kafka", async move { connecting.connect().await });
+            Ok(sink)
+        }
+        SinkConfig::Webhook(config) => Ok(Arc::new(WebhookSink::new(config.clone())?)),
     }
+}
+
+/// Runs a broker sink's first connection attempt in the background, if a Tokio
+/// runtime is running, and logs its outcome.
+fn spawn_first_connect(sink: &'static str, connect: impl Future<Output = Result<(), PublishError>> + Send + 'static) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!(sink, "No Tokio runtime, so the sink connects at its first publish");
+        return;
+    };
+    runtime.spawn(async move {
+        match connect.await {
+            Ok(()) => tracing::info!(sink, "Outbox sink connected"),
+            Err(error) => tracing::warn!(
+                sink,
+                error = %format!("{error:#}"),
+                "Outbox sink could not connect at start, will retry at each publish"
+            ),
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use time::macros::datetime;
     use uuid::Uuid;
@@ -154,12 +289,105 @@ mod tests {
             serde_json::from_value(json!({"type": "file", "path": "var/outbox.ndjson"})).expect("file sink");
         let log: SinkConfig =
             serde_json::from_value(json!({"type": "log", "path": "ignored"})).expect("log sink with a leftover key");
-        let unknown = serde_json::from_value::<SinkConfig>(json!({"type": "kafka"}));
+        let unknown = serde_json::from_value::<SinkConfig>(json!({"type": "nats"}));
 
-        assert_eq!(file, SinkConfig::File { path: PathBuf::from("var/outbox.ndjson") });
-        assert_eq!(log, SinkConfig::Log);
-        let error = unknown.expect_err("kafka is not a sink type");
-        assert!(error.to_string().contains("unknown variant `kafka`"), "{error}");
+        assert!(matches!(file, SinkConfig::File { path } if path == Path::new("var/outbox.ndjson")));
+        assert!(matches!(log, SinkConfig::Log));
+        let error = unknown.expect_err("nats is not a sink type");
+        assert!(error.to_string().contains("unknown variant `nats`"), "{error}");
+    }
+
+    #[test]
+    fn sink_config_reads_rabbitmq_with_defaults() {
+        let config: SinkConfig = serde_json::from_value(json!({
+            "type": "rabbitmq",
+            "url": "amqp://epro:rabbit-pass-1@127.0.0.1:5672/%2f",
+            "path": "left over from the file sink default",
+        }))
+        .expect("rabbitmq sink");
+
+        let SinkConfig::RabbitMq(rabbitmq) = &config else { panic!("expected rabbitmq, got {config:?}") };
+        assert_eq!(rabbitmq.url.expose(), "amqp://epro:rabbit-pass-1@127.0.0.1:5672/%2f");
+        assert_eq!(rabbitmq.exchange, "epro.events");
+        assert_eq!(rabbitmq.queue, "epro.events");
+        assert_eq!(rabbitmq.connect_timeout_milliseconds, 5_000);
+        assert_eq!(rabbitmq.publish_timeout_milliseconds, 10_000);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("rabbit-pass-1"), "{debug}");
+    }
+
+    #[test]
+    fn sink_config_reads_kafka() {
+        let single: SinkConfig = serde_json::from_value(json!({
+            "type": "kafka",
+            "bootstrap_brokers": ["127.0.0.1:9092"],
+            "partitions": 6,
+            "replication_factor": 3,
+        }))
+        .expect("kafka sink");
+        let per_type: SinkConfig = serde_json::from_value(json!({
+            "type": "kafka",
+            "bootstrap_brokers": ["a:9092", "b:9092"],
+            "topic_per_event_type": true,
+            "topic_prefix": "trial.",
+            "partitions": 1,
+            "replication_factor": -1,
+            "publish_timeout_milliseconds": 2_000,
+        }))
+        .expect("kafka sink per event type");
+        let missing = serde_json::from_value::<SinkConfig>(json!({"type": "kafka", "bootstrap_brokers": ["a:9092"]}));
+
+        let SinkConfig::Kafka(single) = single else { panic!("expected kafka") };
+        assert_eq!(single.topic, None);
+        assert!(!single.topic_per_event_type);
+        assert_eq!((single.partitions, single.replication_factor), (6, 3));
+        assert_eq!((single.connect_timeout_milliseconds, single.publish_timeout_milliseconds), (5_000, 30_000));
+        let SinkConfig::Kafka(per_type) = per_type else { panic!("expected kafka") };
+        assert!(per_type.topic_per_event_type);
+        assert_eq!(per_type.topic_prefix, "trial.");
+        assert_eq!(per_type.bootstrap_brokers, ["a:9092", "b:9092"]);
+        assert_eq!(per_type.publish_timeout_milliseconds, 2_000);
+        let error = missing.expect_err("partitions is required");
+        assert!(error.to_string().contains("missing field `partitions`"), "{error}");
+    }
+
+    #[test]
+    fn sink_config_reads_webhook() {
+        let config: SinkConfig = serde_json::from_value(json!({
+            "type": "webhook",
+            "url": "https://receiver.test/epro",
+            "secret": "webhook-secret-9",
+            "timeout_milliseconds": 2_500,
+        }))
+        .expect("webhook sink");
+        let missing = serde_json::from_value::<SinkConfig>(json!({"type": "webhook", "url": "https://receiver.test/"}));
+
+        let SinkConfig::Webhook(webhook) = &config else { panic!("expected webhook, got {config:?}") };
+        assert_eq!(webhook.url.expose(), "https://receiver.test/epro");
+        assert_eq!(webhook.secret.expose_secret(), "webhook-secret-9");
+        assert_eq!((webhook.timeout_milliseconds, webhook.connect_timeout_milliseconds), (2_500, 5_000));
+        let debug = format!("{config:?}");
+        let serialized = serde_json::to_string(&config).expect("serialize");
+        assert!(!debug.contains("webhook-secret-9"), "{debug}");
+        assert!(!serialized.contains("webhook-secret-9"), "{serialized}");
+        let error = missing.expect_err("secret is required");
+        assert!(error.to_string().contains("missing field `secret`"), "{error}");
+    }
+
+    #[test]
+    fn redact_url_masks_password_and_query() {
+        let cases = [
+            ("amqp://epro:s3cret@broker:5672/%2f", "amqp://epro:***@broker:5672/%2f"),
+            ("amqps://epro:p%40ss@broker/vhost?heartbeat=10", "amqps://epro:***@broker/vhost?***"),
+            ("amqp://epro@broker:5672/%2f", "amqp://epro@broker:5672/%2f"),
+            ("amqp://broker:5672/%2f", "amqp://broker:5672/%2f"),
+            ("amqp://epro:s3cret@broker", "amqp://epro:***@broker"),
+            ("https://receiver.test/hook?token=s3cret#top", "https://receiver.test/hook?***"),
+            ("not a url s3cret", "***"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "url: {url}");
+        }
     }
 
     #[test]

@@ -35,10 +35,18 @@ impl Server {
 
         let stderr = child.stderr.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
+        // The first lines, shown when the server fails to start.
+        let early_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         // Keep draining stderr for the process's whole life, so a full pipe
         // never blocks the server.
+        let early = std::sync::Arc::clone(&early_lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut early) = early.lock()
+                    && early.len() < 20
+                {
+                    early.push(line.clone());
+                }
                 if let Ok(event) = serde_json::from_str::<Value>(&line)
                     && event["message"] == "Server built"
                     && let Some(address) = event["address"].as_str()
@@ -52,7 +60,9 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().unwrap();
-                panic!("the server did not report its address within 20 s (exit status {status})");
+                std::thread::sleep(Duration::from_millis(100));
+                let output = early_lines.lock().map(|lines| lines.join("\n")).unwrap_or_default();
+                panic!("the server did not report its address within 20 s (exit status {status}):\n{output}");
             }
         };
         Server { child, address: format!("http://{socket}"), socket }
@@ -137,4 +147,56 @@ log_filter = "info"
     )
     .unwrap();
     path
+}
+
+/// Writes a configuration in `dir` with the demo trial, the given database
+/// URL and sink (an inline TOML table), extra `[outbox]` lines and JSON logs.
+pub fn write_backend_config(dir: &Path, database_url: &str, sink: &str, outbox: &str) -> PathBuf {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trials/demo").canonicalize().unwrap();
+    std::fs::create_dir_all(dir.join("trials")).unwrap();
+    std::fs::create_dir_all(dir.join("var")).unwrap();
+    if !dir.join("trials/demo").exists() {
+        std::os::unix::fs::symlink(demo, dir.join("trials/demo")).unwrap();
+    }
+    let path = dir.join("epro.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[http]
+listen = "127.0.0.1:0"
+[database]
+url = "{database_url}"
+[trials]
+directory = "trials"
+[outbox]
+sink = {sink}
+poll_interval_milliseconds = 20
+initial_backoff_milliseconds = 50
+max_backoff_seconds = 1
+{outbox}
+[auth]
+operator_token = "backend-test-operator-token"
+[telemetry]
+log_format = "json"
+log_filter = "info"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A PHQ-9 submission envelope for the demo trial with this id and patient.
+pub fn phq9_envelope(id: &str, patient: &str) -> Value {
+    serde_json::json!({
+        "submissionId": id,
+        "patientId": patient,
+        "completedAt": "2026-12-04T20:15:00+08:00",
+        "answers": {
+            "/44250-9": "LA6569-3", "/44255-8": "LA6568-5", "/44259-0": "LA6570-1",
+            "/44254-1": "LA6568-5", "/44251-7": "LA6571-9", "/44258-2": "LA6568-5",
+            "/44252-5": "LA6569-3", "/44253-3": "LA6568-5", "/44260-8": "LA6568-5"
+        }
+    })
 }

@@ -1,7 +1,7 @@
 //! A private PostgreSQL server in a temporary directory, which a test may
 //! stop and start again without touching the shared one.
 //!
-//! It runs Debian's binaries from `EPRO_TEST_PG_BIN` (set by `.ci/services`)
+//! It runs Debian's binaries from `TEST_EPRO_PG_BIN` (set by `.ci/services`)
 //! on a free port of 127.0.0.1 with trust authentication. PostgreSQL refuses
 //! to run as root, so as root the commands run as the `postgres` user.
 
@@ -20,10 +20,10 @@ pub struct PrivatePostgres {
 
 impl PrivatePostgres {
     /// Creates and starts a server, or returns `None` (after printing why)
-    /// when `EPRO_TEST_PG_BIN` is not set.
+    /// when `TEST_EPRO_PG_BIN` is not set.
     pub fn start() -> Option<PrivatePostgres> {
-        let Some(bin) = std::env::var_os("EPRO_TEST_PG_BIN") else {
-            eprintln!("skipped: EPRO_TEST_PG_BIN is not set (run through .ci/run)");
+        let Some(bin) = std::env::var_os("TEST_EPRO_PG_BIN") else {
+            eprintln!("skipped: TEST_EPRO_PG_BIN is not set (run through .ci/run)");
             return None;
         };
         let directory = tempfile::tempdir().expect("create the server's directory");
