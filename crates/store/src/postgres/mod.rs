@@ -133,11 +133,10 @@ impl PostgresStore {
         }
         .await;
         if let Err(error) = migrated {
+            // Wrapped in a StoreError, so that a caller can tell an unreachable database
+            // from a broken one.
             let error = error.context(format!("failed to open PostgreSQL database {target}"));
-            return Err(match classify(error) {
-                unavailable @ StoreError::Unavailable(_) => anyhow::Error::new(unavailable),
-                other => anyhow::Error::new(other),
-            });
+            return Err(anyhow::Error::new(classify(error)));
         }
 
         let (commands, receiver) = mpsc::channel(settings.queue_capacity);

@@ -37,9 +37,9 @@ pub(super) struct SubmitCommand {
 }
 
 impl SubmitCommand {
-    /// Sends the result. A caller that stopped waiting is skipped, because its write
-    /// has committed anyway.
-    fn answer(self, result: Result<SubmitOutcome, StoreError>) {
+    /// Sends the result to the caller. A caller that stopped waiting is skipped,
+    /// because dropping the future of `submit` does not cancel the write.
+    fn send_result(self, result: Result<SubmitOutcome, StoreError>) {
         let _ = self.reply.send(result);
     }
 }
@@ -78,7 +78,7 @@ impl Writer {
                 Ok(()) => checked.push(command),
                 Err(error) => {
                     self.shared.commands_failed.fetch_add(1, Ordering::Relaxed);
-                    command.answer(Err(StoreError::Internal(error)));
+                    command.send_result(Err(StoreError::Internal(error)));
                 }
             }
         }
@@ -89,7 +89,7 @@ impl Writer {
         let error = match self.write(&checked).await {
             Ok(outcomes) => {
                 self.metrics.record_commit(checked.len(), started.elapsed());
-                self.answer_committed(checked.into_iter().zip(outcomes));
+                self.reply_committed(checked.into_iter().zip(outcomes));
                 return;
             }
             Err(error) => error,
@@ -119,8 +119,8 @@ impl Writer {
                     self.metrics.record_commit(1, started.elapsed());
                     let outcome = outcomes.pop().context("a batch of one returned no outcome");
                     match outcome {
-                        Ok(outcome) => self.answer_committed([(command, outcome)].into_iter()),
-                        Err(error) => command.answer(Err(StoreError::Internal(error))),
+                        Ok(outcome) => self.reply_committed([(command, outcome)].into_iter()),
+                        Err(error) => command.send_result(Err(StoreError::Internal(error))),
                     }
                 }
                 Err(error) if is_unavailable(&error) => {
@@ -130,7 +130,7 @@ impl Writer {
                 Err(error) => {
                     let id = command.submission.submission_id.clone();
                     self.shared.commands_failed.fetch_add(1, Ordering::Relaxed);
-                    command.answer(Err(classify(error.context(format!("failed to store submission {id}")))));
+                    command.send_result(Err(classify(error.context(format!("failed to store submission {id}")))));
                 }
             }
         }
@@ -153,14 +153,14 @@ impl Writer {
 
     /// Counts a committed transaction, replies to its callers and wakes the relay if
     /// it stored a new submission.
-    fn answer_committed(&self, results: impl ExactSizeIterator<Item = (SubmitCommand, SubmitOutcome)>) {
+    fn reply_committed(&self, results: impl ExactSizeIterator<Item = (SubmitCommand, SubmitOutcome)>) {
         let commands = results.len();
         let mut created = 0;
         for (command, outcome) in results {
             if matches!(outcome, SubmitOutcome::Created(_)) {
                 created += 1;
             }
-            command.answer(Ok(outcome));
+            command.send_result(Ok(outcome));
         }
 
         let shared = &self.shared;
@@ -183,7 +183,7 @@ fn fail_unavailable(shared: &Shared, commands: impl IntoIterator<Item = SubmitCo
     for command in commands {
         let id = &command.submission.submission_id;
         let error = anyhow!("submission {id} not acknowledged: {reason}");
-        command.answer(Err(StoreError::Unavailable(error)));
+        command.send_result(Err(StoreError::Unavailable(error)));
         count += 1;
     }
     tracing::error!(commands = count, error = reason, "Batch not committed: database unavailable");
