@@ -75,17 +75,39 @@ pub struct HttpConfig {
 }
 
 /// `[database]`: where submissions are stored and how the writer batches.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://PATH`; a relative PATH is relative to the configuration file.
+    /// `sqlite://PATH` (a relative PATH is relative to the configuration
+    /// file) or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`. A password
+    /// here is a secret: prefer `EPRO_DATABASE__URL`; it is never logged.
     pub url: String,
+    /// PostgreSQL only: connections per instance, shared by the group
+    /// commit, the relay and the reads.
+    pub pool_size: u32,
     /// Most submissions committed in one transaction by the group commit.
     pub group_commit_max_rows: usize,
     /// Submissions that may wait for the writer; when full, new ones get 503.
     pub queue_capacity: usize,
-    /// Connections used for reads (readiness, reading submissions, the relay).
+    /// SQLite only: connections used for reads (readiness, reading
+    /// submissions, the relay).
     pub read_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let location = match Config::backend_of(&self.url, self.pool_size) {
+            Ok(backend) => backend.location(),
+            Err(_) => "<unsupported URL>".to_owned(),
+        };
+        f.debug_struct("DatabaseConfig")
+            .field("url", &location)
+            .field("pool_size", &self.pool_size)
+            .field("group_commit_max_rows", &self.group_commit_max_rows)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("read_connections", &self.read_connections)
+            .finish()
+    }
 }
 
 /// `[trials]`: where trial definitions are read from.
@@ -208,6 +230,7 @@ impl Default for Defaults {
             },
             database: DatabaseConfig {
                 url: "sqlite://var/epro.db".to_owned(),
+                pool_size: 16,
                 group_commit_max_rows: 256,
                 queue_capacity: 4096,
                 read_connections: 4,
@@ -262,19 +285,29 @@ impl Config {
         Ok(config)
     }
 
-    /// Returns the SQLite database path named by `database.url`.
+    /// Returns the database named by `database.url`.
     ///
     /// # Errors
     ///
-    /// Fails for a URL that is not `sqlite://PATH`.
-    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        let url = &self.database.url;
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .with_context(|| format!("database.url {url:?} is not supported: use sqlite://PATH"))?;
+    /// Fails for a URL that is neither `sqlite://PATH` nor
+    /// `postgres://...`.
+    pub fn backend(&self) -> anyhow::Result<epro_store::Backend> {
+        Self::backend_of(&self.database.url, self.database.pool_size)
+    }
+
+    fn backend_of(url: &str, pool_size: u32) -> anyhow::Result<epro_store::Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(epro_store::Backend::Postgres { url: url.to_owned(), pool_size });
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).with_context(|| {
+            let scheme = url.split_once(':').map_or("none", |(scheme, _)| scheme);
+            format!(
+                "database.url has the scheme {scheme:?}, which is not supported: use sqlite://PATH or \
+                 postgres://USER@HOST:PORT/DATABASE"
+            )
+        })?;
         anyhow::ensure!(!path.is_empty() && path != ":memory:", "database.url must name a file: sqlite://PATH");
-        Ok(PathBuf::from(path))
+        Ok(epro_store::Backend::Sqlite { path: PathBuf::from(path) })
     }
 
     /// Returns the store settings for `database.url`, with `metrics` as the
@@ -285,7 +318,7 @@ impl Config {
     /// Fails for a URL this build cannot open.
     pub fn store_config(&self, metrics: Option<epro_store::SharedRecorder>) -> anyhow::Result<epro_store::StoreConfig> {
         Ok(epro_store::StoreConfig {
-            backend: epro_store::Backend::Sqlite { path: self.sqlite_path()? },
+            backend: self.backend()?,
             max_batch: self.database.group_commit_max_rows,
             queue_capacity: self.database.queue_capacity,
             read_connections: self.database.read_connections,
@@ -335,15 +368,16 @@ impl Config {
         if let SinkConfig::File { path } = &mut self.outbox.sink {
             *path = resolve(path);
         }
-        if let Ok(path) = self.sqlite_path() {
+        if let Ok(epro_store::Backend::Sqlite { path }) = self.backend() {
             self.database.url = format!("sqlite://{}", resolve(&path).display());
         }
     }
 
     /// Checks the values that deserialize fine but make no sense.
     fn check(&self) -> anyhow::Result<()> {
-        self.sqlite_path()?;
+        self.backend()?;
         let limits = [
+            ("database.pool_size", self.database.pool_size as usize),
             ("http.max_body_bytes", self.http.max_body_bytes),
             ("http.max_json_depth", self.http.max_json_depth),
             ("http.max_concurrent_requests", self.http.max_concurrent_requests),
@@ -416,7 +450,9 @@ mod tests {
         let path = write(dir.path(), "[trials]\ndirectory = \"trials\"\n[database]\nurl = \"sqlite://var/x.db\"\n");
         let config = Config::load(&path).unwrap();
         assert_eq!(config.trials.directory, dir.path().join("trials"));
-        assert_eq!(config.sqlite_path().unwrap(), dir.path().join("var/x.db"));
+        assert!(
+            matches!(config.backend().unwrap(), epro_store::Backend::Sqlite { path } if path == dir.path().join("var/x.db"))
+        );
         assert_eq!(config.http.max_body_bytes, 1024 * 1024);
         assert_eq!(config.http.default_language, Language::ZhCn);
     }
@@ -444,6 +480,36 @@ mod tests {
         let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[database]\nurl = \"mysql://x\"\n");
         let message = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(message.contains("database.url"), "{message}");
+        assert!(message.contains("\"mysql\""), "{message}");
+        assert!(message.contains("postgres://"), "the message names what works: {message}");
+    }
+
+    #[test]
+    fn load_accepts_postgres_and_hides_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[trials]\ndirectory = \"t\"\n[database]\nurl = \"postgres://epro:s3cret-pw@db.internal:5433/epro\"\npool_size = 4\n",
+        );
+
+        let config = Config::load(&path).unwrap();
+        let debug = format!("{config:?}");
+
+        assert!(matches!(
+            config.backend().unwrap(),
+            epro_store::Backend::Postgres { ref url, pool_size: 4 } if url == "postgres://epro:s3cret-pw@db.internal:5433/epro"
+        ));
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert!(debug.contains("db.internal:5433/epro"), "{debug}");
+        assert_eq!(config.database.url, "postgres://epro:s3cret-pw@db.internal:5433/epro", "not resolved as a path");
+    }
+
+    #[test]
+    fn load_rejects_zero_pool_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[trials]\ndirectory = \"t\"\n[database]\npool_size = 0\n");
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(message.contains("database.pool_size must be greater than 0"), "{message}");
     }
 
     #[test]

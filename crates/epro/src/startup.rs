@@ -62,15 +62,17 @@ impl Application {
         let started = std::time::Instant::now();
 
         let catalog = catalog::load(&config.trials.directory)?;
-        let database_path = config.sqlite_path()?;
-        create_parent_dir(&database_path)?;
+        let backend = config.backend()?;
+        if let epro_store::Backend::Sqlite { path } = &backend {
+            create_parent_dir(path)?;
+        }
         if let epro_outbox::SinkConfig::File { path } = &config.outbox.sink {
             create_parent_dir(path)?;
         }
         let metrics = Metrics::new();
         let store = Store::open(config.store_config(Some(metrics.recorder()))?)
             .await
-            .with_context(|| format!("failed to open database {}", database_path.display()))?;
+            .with_context(|| format!("failed to open database {}", backend.location()))?;
         let sink = epro_outbox::build_sink(&config.outbox.sink).context("failed to open the outbox sink")?;
 
         let listener = TcpListener::bind(config.http.listen)
@@ -92,7 +94,7 @@ impl Application {
         tracing::info!(
             address = %listener.local_addr()?,
             metrics_address = metrics_address.map(tracing::field::display),
-            database = %database_path.display(),
+            database = %backend.location(),
             trials = trial_count,
             forms = form_count,
             max_concurrent_requests = config.http.max_concurrent_requests,

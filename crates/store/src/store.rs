@@ -73,16 +73,26 @@ pub enum Backend {
     },
 }
 
+impl Backend {
+    /// Returns where the data lives, safe to log: the SQLite file's path, or
+    /// PostgreSQL's host, port and database without user or password.
+    pub fn location(&self) -> String {
+        match self {
+            Backend::Sqlite { path } => path.display().to_string(),
+            Backend::Postgres { url, .. } => match tokio_postgres::Config::from_str(url) {
+                Ok(config) => postgres::describe_target(&config),
+                Err(_) => "<invalid URL>".to_owned(),
+            },
+        }
+    }
+}
+
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backend::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
-            Backend::Postgres { url, pool_size } => {
-                let database = match tokio_postgres::Config::from_str(url) {
-                    Ok(config) => postgres::describe_target(&config),
-                    Err(_) => "<invalid URL>".to_owned(),
-                };
-                f.debug_struct("Postgres").field("database", &database).field("pool_size", pool_size).finish()
+            Backend::Postgres { pool_size, .. } => {
+                f.debug_struct("Postgres").field("database", &self.location()).field("pool_size", pool_size).finish()
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Tests of epro-store. Each shared test runs twice: against a real SQLite file in a
 //! temporary directory, and against a fresh database on the PostgreSQL server named by
-//! `EPRO_TEST_POSTGRES_URL` (skipped without it). `postgres` contains the tests of what
+//! `TEST_EPRO_POSTGRES_URL` (skipped without it). `postgres` contains the tests of what
 //! only PostgreSQL has.
 
 mod batching;

@@ -273,7 +273,7 @@ async fn free_port() -> u16 {
 
 /// Returns the URL `url` with its host and port replaced by `proxy`.
 fn through_proxy(url: &str, proxy: SocketAddr) -> String {
-    let scheme_end = url.find("://").expect("EPRO_TEST_POSTGRES_URL must be a postgres:// URL for this test") + 3;
+    let scheme_end = url.find("://").expect("TEST_EPRO_POSTGRES_URL must be a postgres:// URL for this test") + 3;
     let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |position| scheme_end + position);
     let authority = &url[scheme_end..authority_end];
     let user = authority.rfind('@').map_or("", |at| &authority[..=at]);

@@ -4,7 +4,7 @@
 //! Each test body is an `async fn(Backend)`. The [`backend_tests!`] macro turns it into
 //! two tests, `<name>::sqlite` on a fresh file in a temporary directory and
 //! `<name>::postgres` on a fresh database created on the server named by
-//! `EPRO_TEST_POSTGRES_URL` and dropped when the test ends, even when it fails.
+//! `TEST_EPRO_POSTGRES_URL` and dropped when the test ends, even when it fails.
 //! Without that variable the PostgreSQL tests print one line and pass.
 
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 /// Environment variable with the URL of a PostgreSQL server the tests may create
 /// databases on, for example `postgres://postgres@127.0.0.1:5432/postgres`.
-pub const POSTGRES_URL_VARIABLE: &str = "EPRO_TEST_POSTGRES_URL";
+pub const POSTGRES_URL_VARIABLE: &str = "TEST_EPRO_POSTGRES_URL";
 
 /// Generates the `sqlite` and `postgres` tests of each `async fn(Backend)` named.
 /// `multi_thread:` before the names runs them on a two-thread runtime.
