@@ -17,6 +17,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     dir: Option<tempfile::TempDir>,
+    database: Option<TestDatabase>,
     shutdown: CancellationToken,
     /// The server runs on its own runtime in this thread, so dropping the
     /// app can wait for a graceful shutdown before the files are deleted.
@@ -60,6 +61,8 @@ pub async fn spawn_app() -> TestApp {
     link_dir(&workspace_root().join("examples/trials/demo"), &trials.join("demo"));
     assemble_fixtures_trial(&trials.join("fixtures"));
 
+    let database = TestDatabase::create(dir.path());
+    let database_url = database.url();
     let config_path = dir.path().join("epro.toml");
     std::fs::write(
         &config_path,
@@ -70,7 +73,7 @@ listen = "127.0.0.1:0"
 default_language = "zh-CN"
 shutdown_readiness_delay_seconds = 0
 [database]
-url = "sqlite://var/epro.db"
+url = "{database_url}"
 [trials]
 directory = "trials"
 [outbox]
@@ -99,7 +102,98 @@ operator_token = "{OPERATOR_TOKEN}"
     });
     let address = format!("http://{}", address_receiver.await.expect("the server thread ended before binding"));
 
-    TestApp { address, client: reqwest::Client::new(), dir: Some(dir), shutdown, server: Some(server) }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        dir: Some(dir),
+        database: Some(database),
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// The database of one test app: a SQLite file in its directory, or, when
+/// `TEST_EPRO_API_BACKEND=postgres`, a database of its own on the server of
+/// `TEST_EPRO_POSTGRES_URL`, dropped at the end. `.ci/run` runs this suite
+/// once per backend, so that neither drifts.
+pub enum TestDatabase {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    fn create(dir: &Path) -> TestDatabase {
+        if std::env::var("TEST_EPRO_API_BACKEND").as_deref() != Ok("postgres") {
+            return TestDatabase::Sqlite(dir.join("var/epro.db"));
+        }
+        let admin_url = std::env::var("TEST_EPRO_POSTGRES_URL")
+            .expect("TEST_EPRO_API_BACKEND=postgres needs TEST_EPRO_POSTGRES_URL");
+        let name = format!("epro_api_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        TestDatabase::Postgres { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite(_) => "sqlite://var/epro.db".to_owned(),
+            TestDatabase::Postgres { admin_url, name } => {
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    /// Runs a query returning one value and gives it back as text.
+    pub fn text(&self, sql: &str) -> String {
+        match self {
+            TestDatabase::Sqlite(path) => {
+                let connection = rusqlite::Connection::open(path).unwrap();
+                connection
+                    .query_row(sql, [], |row| {
+                        Ok(match row.get_ref(0)? {
+                            rusqlite::types::ValueRef::Integer(number) => number.to_string(),
+                            other => other.as_str().unwrap_or_default().to_owned(),
+                        })
+                    })
+                    .unwrap()
+            }
+            TestDatabase::Postgres { .. } => psql(&self.url(), sql),
+        }
+    }
+
+    /// Runs a `SELECT count(*) ...`.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.text(sql).parse().unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let _ = std::process::Command::new("psql")
+                .arg(admin_url.as_str())
+                .args(["-Atqc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .output();
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql").arg(url).args(["-Atqc", sql]).output().expect("run psql");
+    assert!(output.status.success(), "psql {sql:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// What a stopped app leaves for inspection: its directory and database.
+pub struct StoppedApp {
+    pub dir: tempfile::TempDir,
+    pub database: TestDatabase,
+}
+
+impl StoppedApp {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 /// Symlinks a trial folder, so relative form paths inside it resolve from
@@ -136,10 +230,6 @@ impl TestApp {
     /// The temporary directory holding the configuration, trials and data.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("the directory lives as long as the app").path()
-    }
-
-    pub fn database_path(&self) -> PathBuf {
-        self.dir().join("var/epro.db")
     }
 
     pub fn outbox_path(&self) -> PathBuf {
@@ -199,10 +289,9 @@ impl TestApp {
         read(self.client.get(format!("{}{path}", self.address)).send().await.unwrap()).await
     }
 
-    /// Counts rows in a table of the real database file.
+    /// Counts rows in the app's real database.
     pub fn count(&self, sql: &str) -> i64 {
-        let connection = rusqlite::Connection::open(self.database_path()).unwrap();
-        connection.query_row(sql, [], |row| row.get(0)).unwrap()
+        self.database.as_ref().expect("the database lives as long as the app").count(sql)
     }
 
     /// Waits until the relay has written `expected` lines to the NDJSON
@@ -220,10 +309,13 @@ impl TestApp {
     }
 
     /// Stops the server the way SIGTERM does, waits for it, and hands back
-    /// the directory so the test can inspect the files.
-    pub fn stop(mut self) -> tempfile::TempDir {
+    /// the directory and the database so the test can inspect them.
+    pub fn stop(mut self) -> StoppedApp {
         self.stop_server();
-        self.dir.take().expect("the directory lives as long as the app")
+        StoppedApp {
+            dir: self.dir.take().expect("the directory lives as long as the app"),
+            database: self.database.take().expect("the database lives as long as the app"),
+        }
     }
 
     fn stop_server(&mut self) {

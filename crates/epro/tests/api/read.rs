@@ -80,10 +80,7 @@ async fn stop_marks_published_events_delivered() {
     let dir = app.stop();
 
     let published = std::fs::read_to_string(dir.path().join("var/outbox.ndjson")).unwrap_or_default();
-    let connection = rusqlite::Connection::open(dir.path().join("var/epro.db")).unwrap();
-    let delivered: i64 = connection
-        .query_row("SELECT count(*) FROM outbox_events WHERE delivered_at IS NOT NULL", [], |row| row.get(0))
-        .unwrap();
+    let delivered = dir.database.count("SELECT count(*) FROM outbox_events WHERE delivered_at IS NOT NULL");
     assert_eq!(published.lines().count() as i64, delivered, "every published line is marked delivered");
 }
 
@@ -94,8 +91,7 @@ async fn stop_drains_and_keeps_submissions() {
 
     let dir = app.stop();
 
-    let connection = rusqlite::Connection::open(dir.path().join("var/epro.db")).unwrap();
-    let rows: i64 = connection.query_row("SELECT count(*) FROM submissions", [], |row| row.get(0)).unwrap();
+    let rows = dir.database.count("SELECT count(*) FROM submissions");
     assert_eq!(rows, 1);
 }
 

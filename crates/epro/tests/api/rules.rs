@@ -204,11 +204,9 @@ async fn revalidate_records_scores_and_is_rerunnable() {
     assert!(first_out.contains("revalidated 1 submission(s)"), "{first_out}");
     assert!(first_out.contains("0 new data queries"), "the intake query is not raised twice: {first_out}");
     assert!(second.status.success());
-    let connection = rusqlite::Connection::open(dir.path().join("var/epro.db")).unwrap();
-    let records: i64 = connection.query_row("SELECT count(*) FROM derived_records", [], |row| row.get(0)).unwrap();
-    let queries: i64 = connection.query_row("SELECT count(*) FROM data_queries", [], |row| row.get(0)).unwrap();
-    let scores: String =
-        connection.query_row("SELECT scores FROM derived_records LIMIT 1", [], |row| row.get(0)).unwrap();
+    let records = dir.database.count("SELECT count(*) FROM derived_records");
+    let queries = dir.database.count("SELECT count(*) FROM data_queries");
+    let scores = dir.database.text("SELECT CAST(scores AS TEXT) FROM derived_records LIMIT 1");
     assert_eq!(records, 2, "one derived record per run");
     assert_eq!(queries, 1, "reruns raise nothing twice");
     assert!(scores.contains("\"10\""), "{scores}");
