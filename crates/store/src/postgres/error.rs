@@ -50,16 +50,18 @@ pub(super) fn redact(error: anyhow::Error) -> anyhow::Error {
 /// Tells whether `error` means the database could not be reached, as opposed to a
 /// statement the database rejected.
 ///
-/// Unavailable: no connection from the pool in time, a connection that closed or
-/// failed on the socket, and the SQLSTATEs of a server that is shutting down,
+/// Unavailable: no connection from the pool in time, a new connection that could not
+/// be opened, a connection that closed or failed on the socket, and the SQLSTATEs of a server that is shutting down,
 /// starting or full. A constraint violation, a trigger's exception or a bad value is
 /// not, even when it arrives on a connection that fails later.
 pub(super) fn is_unavailable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         if let Some(pool_error) = cause.downcast_ref::<PoolError>() {
-            // A backend error is judged by the next cause in the chain, the
-            // tokio_postgres error it wraps.
-            return matches!(pool_error, PoolError::Timeout(_) | PoolError::Closed);
+            // The pool returns a backend error only when it failed to open a new
+            // connection, whatever the reason: refused, a database that does not
+            // allow connections (SQLSTATE 55000), a failed login. Statements run on
+            // the connection itself and never come back wrapped in a pool error.
+            return matches!(pool_error, PoolError::Timeout(_) | PoolError::Closed | PoolError::Backend(_));
         }
         if let Some(postgres_error) = cause.downcast_ref::<tokio_postgres::Error>() {
             return postgres_error.is_closed() || postgres_error.code().is_some_and(means_unavailable);

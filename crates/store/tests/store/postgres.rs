@@ -345,3 +345,40 @@ impl Proxy {
         self.cut().await;
     }
 }
+
+/// A database that refuses new connections (`ALLOW_CONNECTIONS false`, SQLSTATE 55000
+/// at login) is unavailable, not an internal error, and the store recovers once it
+/// accepts them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_refusing_connections_is_unavailable() {
+    let Some(url) = server_url() else { return };
+    let test = TestStore::open(Backend::Postgres(url.clone())).await;
+    test.store.submit(submission(1)).await.expect("submit before");
+    let TestDatabase::Postgres { client, .. } = &test.database else { unreachable!("created on PostgreSQL") };
+    let name: String = client.query_one("SELECT current_database()", &[]).await.expect("name").get(0);
+    // A database cannot refuse connections to itself, so an administrator's
+    // connection to the server's own database does it.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+
+    admin.batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await.expect("refuse logins");
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .await
+        .expect("end the store's connections");
+    let mut refused = Vec::new();
+    for pain in 2..4 {
+        refused.push(tokio::time::timeout(HANG_GUARD, test.store.submit(submission(pain))).await.expect("no hang"));
+    }
+    let read = tokio::time::timeout(HANG_GUARD, test.store.outbox_dead_letters(None, 10)).await.expect("no hang");
+    admin.batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await.expect("allow logins");
+    let after = test.store.submit(submission(5)).await;
+
+    for result in &refused {
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    }
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    assert!(matches!(after, Ok(SubmitOutcome::Created(_))), "{after:?}");
+}
