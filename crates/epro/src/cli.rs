@@ -77,9 +77,10 @@ pub enum OutboxCommand {
         /// Only events with a sequence number above this one.
         #[arg(long)]
         after: Option<i64>,
-        /// Most events to print.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        /// Most events to print, from 1 to 500 as in the API; page on with
+        /// --after and the last seq printed.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
+        limit: u16,
     },
     /// Send outbox events again: every dead letter, or the events named by
     /// id (delivered or not). Works while the server runs; its relay picks

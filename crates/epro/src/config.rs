@@ -123,7 +123,11 @@ pub struct TrialsConfig {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Where events go: `{ type = "file", path = "..." }` or `{ type = "log" }`.
+    /// Where events go: `{ type = "file", path = "..." }` (the default, with
+    /// `var/outbox.ndjson`), `rabbitmq`, `kafka`, `webhook` or `log`. Left out
+    /// of the serialized defaults, so that the keys of the default file sink
+    /// never mix into another sink type when the layers merge.
+    #[serde(skip_serializing, default = "default_sink")]
     pub sink: SinkConfig,
     /// How often the relay looks for events when no commit woke it.
     pub poll_interval_milliseconds: u64,
@@ -145,6 +149,10 @@ pub struct OutboxConfig {
     /// of the HTTP listener, unique per instance and the same after a restart,
     /// so that a restarted instance takes back its own claims at once.
     pub relay_id: String,
+}
+
+fn default_sink() -> SinkConfig {
+    SinkConfig::File { path: PathBuf::from("var/outbox.ndjson") }
 }
 
 /// `[auth]`: credentials. Values here are secrets and never logged.
@@ -236,7 +244,7 @@ impl Default for Defaults {
                 read_connections: 4,
             },
             outbox: OutboxConfig {
-                sink: SinkConfig::File { path: PathBuf::from("var/outbox.ndjson") },
+                sink: default_sink(),
                 poll_interval_milliseconds: 200,
                 batch_size: 256,
                 initial_backoff_milliseconds: 500,
@@ -502,6 +510,41 @@ mod tests {
         assert!(!debug.contains("s3cret-pw"), "{debug}");
         assert!(debug.contains("db.internal:5433/epro"), "{debug}");
         assert_eq!(config.database.url, "postgres://epro:s3cret-pw@db.internal:5433/epro", "not resolved as a path");
+    }
+
+    #[test]
+    fn load_takes_a_broker_sink_without_file_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[trials]\ndirectory = \"t\"\n[outbox]\nsink = { type = \"rabbitmq\", url = \"amqp://127.0.0.1:5672/%2f\", queue = \"q\" }\n",
+        );
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let default = write(&dir.path().join("d"), "[trials]\ndirectory = \"t\"\n");
+
+        let config = Config::load(&path).unwrap();
+        let default = Config::load(&default).unwrap();
+
+        assert!(matches!(config.outbox.sink, SinkConfig::RabbitMq(ref rabbitmq) if rabbitmq.queue == "q"));
+        assert!(
+            matches!(default.outbox.sink, SinkConfig::File { ref path } if path.ends_with("d/var/outbox.ndjson")),
+            "{:?}",
+            default.outbox.sink
+        );
+    }
+
+    #[test]
+    fn load_rejects_misspelt_sink_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[trials]\ndirectory = \"t\"\n[outbox]\nsink = { type = \"rabbitmq\", url = \"amqp://127.0.0.1:5672/%2f\", queu = \"q\" }\n",
+        );
+
+        let message = format!("{:#}", Config::load(&path).unwrap_err());
+
+        assert!(message.contains("unknown field: found `queu`"), "{message}");
+        assert!(message.contains("outbox.sink"), "{message}");
     }
 
     #[test]

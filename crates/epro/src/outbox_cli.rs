@@ -26,7 +26,7 @@ use crate::config::Config;
 pub fn run(command: OutboxCommand) -> anyhow::Result<()> {
     match command {
         OutboxCommand::DeadLetters { config, after, limit } => with_store(&config, async |store| {
-            let dead = store.outbox_dead_letters(after, limit).await?;
+            let dead = store.outbox_dead_letters(after, usize::from(limit)).await?;
             let mut stdout = std::io::stdout().lock();
             for state in &dead {
                 writeln!(stdout, "{}", describe(state))?;

@@ -69,11 +69,13 @@ impl Application {
         if let epro_outbox::SinkConfig::File { path } = &config.outbox.sink {
             create_parent_dir(path)?;
         }
+        // The sink's settings are checked before the database is opened, so
+        // that a bad sink setting never leaves a migrated schema behind.
+        let sink = epro_outbox::build_sink(&config.outbox.sink).context("failed to open the outbox sink")?;
         let metrics = Metrics::new();
         let store = Store::open(config.store_config(Some(metrics.recorder()))?)
             .await
             .with_context(|| format!("failed to open database {}", backend.location()))?;
-        let sink = epro_outbox::build_sink(&config.outbox.sink).context("failed to open the outbox sink")?;
 
         let listener = TcpListener::bind(config.http.listen)
             .await

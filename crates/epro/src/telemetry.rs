@@ -17,7 +17,9 @@ use crate::config::{LogFormat, TelemetryConfig};
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log_filter)
         .map_err(|error| anyhow::anyhow!("telemetry.log_filter {:?} is invalid: {error}", config.log_filter))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal, so that log files and collectors get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let installed = match config.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

@@ -243,7 +243,11 @@ async fn refused_events_dead_letter_and_replay() {
     assert_eq!(submissions, acknowledged.into_iter().collect::<HashSet<_>>());
     let audit: i64 = rusqlite::Connection::open(dir.path().join("var/epro.db"))
         .unwrap()
-        .query_row("SELECT count(*) FROM audit_events WHERE action = 'outbox.replayed'", [], |row| row.get(0))
+        .query_row(
+            "SELECT count(*) FROM audit_events WHERE action = 'outbox.replayed' AND reason = 'receiver fixed'",
+            [],
+            |row| row.get(0),
+        )
         .unwrap();
     assert_eq!(audit, 3, "one audit row per replayed event");
 }

@@ -145,8 +145,9 @@ pub enum EnvelopeProblem {
     FormRequired { form_ids: Vec<String> },
     /// A query status other than `open`, `answered` or `closed`.
     InvalidQueryStatus,
-    /// Query parameters of a list request that do not parse.
-    InvalidQueryParameters,
+    /// Query parameters of a list request that do not parse; `accepted`
+    /// lists the ones the endpoint takes.
+    InvalidQueryParameters { accepted: &'static [&'static str] },
     /// A number too large for a 64-bit float (such as `1e400`).
     NumberOutOfRange,
     /// The same key appears twice in one JSON object, so the value is
@@ -175,12 +176,13 @@ impl FieldError {
         FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
     }
 
-    /// Builds a finding on the URL's query string.
-    pub fn query_parameter() -> Self {
+    /// Builds a finding on the URL's query string of an endpoint that takes
+    /// the parameters `accepted`.
+    pub fn query_parameter(accepted: &'static [&'static str]) -> Self {
         FieldError {
             item: "query".to_owned(),
             path: String::new(),
-            detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters),
+            detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters { accepted }),
         }
     }
 
@@ -211,7 +213,7 @@ impl EnvelopeProblem {
             EnvelopeProblem::UnsupportedStatus { .. } => "unsupported_status",
             EnvelopeProblem::FormRequired { .. } => "form_required",
             EnvelopeProblem::InvalidQueryStatus => "invalid_query_status",
-            EnvelopeProblem::InvalidQueryParameters => "invalid_query_parameters",
+            EnvelopeProblem::InvalidQueryParameters { .. } => "invalid_query_parameters",
             EnvelopeProblem::NumberOutOfRange => "number_out_of_range",
             EnvelopeProblem::DuplicateKey => "duplicate_key",
             EnvelopeProblem::FhirResourceAsJson => "fhir_resource_as_json",

@@ -187,8 +187,13 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
             format!("\"{field}\" must be one of open, answered or closed.")
         }
         (EnvelopeProblem::InvalidQueryStatus, ZhCn) => format!("“{field}”必须是 open、answered 或 closed 之一。"),
-        (EnvelopeProblem::InvalidQueryParameters, En) => "The query parameters are invalid. Use status, formId, patientId, item, after and limit (a number from 1 to 500).".to_owned(),
-        (EnvelopeProblem::InvalidQueryParameters, ZhCn) => "查询参数无效。可用参数：status、formId、patientId、item、after 和 limit（1 至 500 的数字）。".to_owned(),
+        (EnvelopeProblem::InvalidQueryParameters { accepted }, En) => format!(
+            "The query parameters are invalid. Use only {}; limit is a number from 1 to 500.",
+            accepted.join(", ")
+        ),
+        (EnvelopeProblem::InvalidQueryParameters { accepted }, ZhCn) => {
+            format!("查询参数无效。只能使用 {}；limit 为 1 至 500 的数字。", accepted.join("、"))
+        }
         (EnvelopeProblem::WrongType { expected }, En) => {
             format!("\"{field}\" must be {}.", english_json_type(expected))
         }

@@ -63,6 +63,7 @@ const MAX_TOPIC_LENGTH: usize = 249;
 /// replication_factor = 3
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `host:port` of one or more brokers to read the cluster metadata from.
     pub bootstrap_brokers: Vec<String>,

@@ -51,6 +51,7 @@ const MAX_LISTED_REJECTIONS: usize = 5;
 /// queue = "epro.events"
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct RabbitMqConfig {
     /// Broker address, `amqp://user:password@host:port/vhost` or `amqps://...`. The
     /// vhost is percent-encoded (`%2f` for `/`). The password is a secret: `Debug`

@@ -164,16 +164,16 @@ pub fn message(event: &OutboxEvent) -> Value {
 
 /// The `[outbox.sink]` configuration section, selected by its `type` key.
 ///
-/// Unknown keys are ignored rather than rejected, because layered configuration
-/// (defaults, file, environment) may leave the keys of another sink type in place.
-/// `Debug` output of every variant hides credentials.
+/// Unknown keys are rejected: a misspelt `queue` would otherwise fall back to its
+/// default and fill a queue nobody reads. `Debug` output of every variant hides
+/// credentials.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
     /// `{ type = "file", path = "..." }`: append NDJSON lines to a file.
     File { path: PathBuf },
     /// `{ type = "log" }`: write one log event per message, for development.
-    Log,
+    Log {},
     /// `{ type = "rabbitmq", url = "amqp://...", ... }`: publish to a RabbitMQ
     /// exchange with publisher confirms. See [`RabbitMqConfig`].
     #[serde(rename = "rabbitmq")]
@@ -200,7 +200,7 @@ pub enum SinkConfig {
 pub fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
     match config {
         SinkConfig::File { path } => Ok(Arc::new(NdjsonFileSink::open(path)?)),
-        SinkConfig::Log => Ok(Arc::new(LogSink)),
+        SinkConfig::Log {} => Ok(Arc::new(LogSink)),
         SinkConfig::RabbitMq(config) => {
             let sink = Arc::new(RabbitMqSink::new(config.clone())?);
             let connecting = Arc::clone(&sink);
@@ -287,14 +287,32 @@ mod tests {
     fn sink_config_reads_type_key() {
         let file: SinkConfig =
             serde_json::from_value(json!({"type": "file", "path": "var/outbox.ndjson"})).expect("file sink");
-        let log: SinkConfig =
-            serde_json::from_value(json!({"type": "log", "path": "ignored"})).expect("log sink with a leftover key");
+        let log: SinkConfig = serde_json::from_value(json!({"type": "log"})).expect("log sink");
         let unknown = serde_json::from_value::<SinkConfig>(json!({"type": "nats"}));
 
         assert!(matches!(file, SinkConfig::File { path } if path == Path::new("var/outbox.ndjson")));
-        assert!(matches!(log, SinkConfig::Log));
+        assert!(matches!(log, SinkConfig::Log {}));
         let error = unknown.expect_err("nats is not a sink type");
         assert!(error.to_string().contains("unknown variant `nats`"), "{error}");
+    }
+
+    #[test]
+    fn sink_config_rejects_misspelt_keys() {
+        let cases = [
+            (json!({"type": "file", "pth": "x"}), "pth"),
+            (json!({"type": "log", "path": "x"}), "path"),
+            (json!({"type": "rabbitmq", "url": "amqp://127.0.0.1:5672/%2f", "exchnage": "x"}), "exchnage"),
+            (
+                json!({"type": "kafka", "bootstrap_brokers": ["a:9092"], "partitions": 1, "replication_factor": 1, "topik": "x"}),
+                "topik",
+            ),
+            (json!({"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s", "sceret": "x"}), "sceret"),
+        ];
+
+        for (value, key) in cases {
+            let error = serde_json::from_value::<SinkConfig>(value).expect_err("a misspelt key is rejected");
+            assert!(error.to_string().contains(&format!("unknown field `{key}`")), "{key}: {error}");
+        }
     }
 
     #[test]
@@ -302,7 +320,6 @@ mod tests {
         let config: SinkConfig = serde_json::from_value(json!({
             "type": "rabbitmq",
             "url": "amqp://epro:rabbit-pass-1@127.0.0.1:5672/%2f",
-            "path": "left over from the file sink default",
         }))
         .expect("rabbitmq sink");
 
@@ -396,7 +413,7 @@ mod tests {
         let path = directory.path().join("events.ndjson");
 
         let file = build_sink(&SinkConfig::File { path: path.clone() }).expect("file sink");
-        let log = build_sink(&SinkConfig::Log).expect("log sink");
+        let log = build_sink(&SinkConfig::Log {}).expect("log sink");
 
         assert_eq!(file.name(), "file");
         assert_eq!(log.name(), "log");

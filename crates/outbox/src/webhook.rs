@@ -56,6 +56,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// timeout_milliseconds = 10000
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Endpoint that receives the POST requests, `http://` or `https://`. A password
     /// or query in it is masked in `Debug` and serialization.

@@ -30,6 +30,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_rules.sql"),
     include_str!("../migrations/sqlite/0003_outbox_claims.sql"),
+    include_str!("../migrations/sqlite/0004_audit_reason.sql"),
 ];
 
 /// Number of migrations embedded in this build. A database opened by this build has

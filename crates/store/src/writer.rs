@@ -426,16 +426,26 @@ struct AuditEvent<'a> {
     entity: &'a str,
     entity_id: &'a str,
     request_id: Option<&'a str>,
+    /// Why the change was made, where the action has a reason.
+    reason: Option<&'a str>,
 }
 
 /// Appends a row to the audit trail. The CHECK on `actor` rejects an empty actor.
 fn insert_audit_event(connection: &Connection, event: &AuditEvent<'_>) -> anyhow::Result<()> {
     connection
         .prepare_cached(
-            "INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![event.occurred_at, event.actor, event.action, event.entity, event.entity_id, event.request_id])
+        .execute(params![
+            event.occurred_at,
+            event.actor,
+            event.action,
+            event.entity,
+            event.entity_id,
+            event.request_id,
+            event.reason
+        ])
         .with_context(|| format!("failed to insert audit event for {} {}", event.entity, event.entity_id))?;
     Ok(())
 }

@@ -123,10 +123,27 @@ async fn dead_letters_list_is_empty_when_all_delivered() {
 async fn dead_letters_reject_bad_paging() {
     let app = spawn_app().await;
 
-    for query in ["limit=0", "limit=501", "after=abc", "cursor=1"] {
+    for query in ["limit=0", "limit=501", "after=abc", "cursor=1", "status=open"] {
         let reply = app.get_with_token(&format!("/v1/outbox/dead-letters?{query}"), OPERATOR_TOKEN).await;
 
         assert_eq!(reply.status, 400, "{query}: {}", reply.text);
         assert_eq!(reply.json()["code"], "invalid_request", "{query}");
     }
+}
+
+#[tokio::test]
+async fn dead_letters_bad_paging_names_their_own_parameters() {
+    let app = spawn_app().await;
+    let path = format!("{}/v1/outbox/dead-letters?status=open", app.address);
+
+    let english = app.client.get(&path).bearer_auth(OPERATOR_TOKEN).header("accept-language", "en").send().await;
+    let chinese = app.client.get(&path).bearer_auth(OPERATOR_TOKEN).header("accept-language", "zh-CN").send().await;
+    let english: serde_json::Value = english.unwrap().json().await.unwrap();
+    let chinese: serde_json::Value = chinese.unwrap().json().await.unwrap();
+
+    let english = english["errors"][0]["message"].as_str().unwrap().to_owned();
+    let chinese = chinese["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(english.contains("Use only after, limit;"), "{english}");
+    assert!(!english.contains("status"), "the endpoint takes no status: {english}");
+    assert!(chinese.contains("只能使用 after、limit"), "{chinese}");
 }

@@ -17,6 +17,9 @@ use crate::error::{ApiError, FieldError};
 use crate::routes::submissions::authorize_operator;
 use crate::state::AppState;
 
+/// The query parameters of the list endpoint, as named in error messages.
+const PAGING_PARAMETERS: &[&str] = &["after", "limit"];
+
 /// Most events returned by one list request.
 const MAX_PAGE: usize = 500;
 
@@ -65,11 +68,11 @@ pub async fn dead_letters(
     authorize_operator(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter()])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS)])
     })?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter()]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS)]));
     }
 
     let states = state

@@ -22,6 +22,9 @@ use crate::messages;
 use crate::routes::submissions::{authorize_operator, request_id};
 use crate::state::AppState;
 
+/// The query parameters of the list endpoint, as named in error messages.
+const LIST_PARAMETERS: &[&str] = &["status", "formId", "patientId", "item", "after", "limit"];
+
 /// Most queries returned by one list request.
 const MAX_PAGE: usize = 500;
 
@@ -80,7 +83,7 @@ pub async fn list(
     authorize_operator(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter()])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)])
     })?;
     if state.catalog.trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
@@ -92,7 +95,7 @@ pub async fn list(
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter()]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)]));
     }
     let filter = QueryFilter {
         trial_id,

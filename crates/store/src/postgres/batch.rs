@@ -71,9 +71,9 @@ const INSERT_OUTBOX_EVENTS: &str = "
     ORDER BY u.position";
 
 pub(super) const INSERT_AUDIT_EVENTS: &str = "
-    INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id)
-    SELECT now(), u.actor, $1, $2, u.entity_id, u.request_id
-    FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u (actor, entity_id, request_id)";
+    INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id, reason)
+    SELECT now(), u.actor, $1, $2, u.entity_id, u.request_id, u.reason
+    FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u (actor, entity_id, request_id, reason)";
 
 const SELECT_EXISTING: &str = "
     SELECT submission_id, content_sha256, trial_id, form_id, form_version, received_at, status
@@ -450,10 +450,11 @@ async fn insert_audit_events(transaction: &Transaction<'_>, created: &[&Row<'_>]
     let actors: Vec<&str> = created.iter().map(|row| row.submission.actor.as_str()).collect();
     let entity_ids: Vec<&str> = created.iter().map(|row| row.id()).collect();
     let request_ids: Vec<Option<&str>> = created.iter().map(|row| row.submission.request_id.as_deref()).collect();
+    let reasons: Vec<Option<&str>> = vec![None; created.len()];
 
     let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
     transaction
-        .execute(&statement, &[&SUBMISSION_CREATED, &"submission", &actors, &entity_ids, &request_ids])
+        .execute(&statement, &[&SUBMISSION_CREATED, &"submission", &actors, &entity_ids, &request_ids, &reasons])
         .await
         .with_context(|| format!("failed to insert audit events for {} submissions", created.len()))?;
     Ok(())

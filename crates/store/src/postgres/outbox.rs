@@ -195,9 +195,10 @@ pub(super) async fn replay(client: &mut Object, replay: &OutboxReplay) -> anyhow
     let actors: Vec<&str> = targets.iter().map(|_| replay.actor.as_str()).collect();
     let entity_ids: Vec<String> = targets.iter().map(|(_, id)| id.hyphenated().to_string()).collect();
     let request_ids: Vec<Option<&str>> = targets.iter().map(|_| replay.request_id.as_deref()).collect();
+    let reasons: Vec<Option<&str>> = targets.iter().map(|_| Some(replay.reason.as_str())).collect();
     let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
     transaction
-        .execute(&statement, &[&OUTBOX_REPLAYED, &"outbox_event", &actors, &entity_ids, &request_ids])
+        .execute(&statement, &[&OUTBOX_REPLAYED, &"outbox_event", &actors, &entity_ids, &request_ids, &reasons])
         .await
         .context("failed to insert audit events for the replay")?;
 

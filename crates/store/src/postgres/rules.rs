@@ -69,6 +69,7 @@ pub(super) async fn update_query_status(
         query_id,
         &change.actor,
         change.request_id.as_deref(),
+        Some(&change.comment),
     )
     .await?;
 
@@ -149,7 +150,8 @@ pub(super) async fn record_revalidation(
         })
         .collect();
 
-    insert_audit_event(&transaction, SUBMISSION_REVALIDATED, "submission", submission_id, &record.actor, None).await?;
+    insert_audit_event(&transaction, SUBMISSION_REVALIDATED, "submission", submission_id, &record.actor, None, None)
+        .await?;
     transaction
         .commit()
         .await
@@ -165,12 +167,20 @@ async fn insert_audit_event(
     entity_id: &str,
     actor: &str,
     request_id: Option<&str>,
+    reason: Option<&str>,
 ) -> anyhow::Result<()> {
     let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
     transaction
         .execute(
             &statement,
-            &[&action, &entity, &[actor].as_slice(), &[entity_id].as_slice(), &[request_id].as_slice()],
+            &[
+                &action,
+                &entity,
+                &[actor].as_slice(),
+                &[entity_id].as_slice(),
+                &[request_id].as_slice(),
+                &[reason].as_slice(),
+            ],
         )
         .await
         .with_context(|| format!("failed to insert audit event for {entity} {entity_id}"))?;

@@ -33,6 +33,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "outbox_claims",
         sql: include_str!("../../migrations/postgres/0003_outbox_claims.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit_reason",
+        sql: include_str!("../../migrations/postgres/0004_audit_reason.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

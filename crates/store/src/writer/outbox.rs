@@ -152,6 +152,7 @@ pub(super) fn replay(connection: &Connection, replay: &OutboxReplay, now: Offset
                 entity: "outbox_event",
                 entity_id: event_id,
                 request_id: replay.request_id.as_deref(),
+                reason: Some(&replay.reason),
             },
         )?;
     }

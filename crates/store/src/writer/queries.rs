@@ -138,6 +138,7 @@ pub(super) fn update_query_status(
             entity: "data_query",
             entity_id: query_id,
             request_id: change.request_id.as_deref(),
+            reason: Some(&change.comment),
         },
     )?;
 

@@ -64,6 +64,7 @@ pub(super) fn record_revalidation(
             entity: "submission",
             entity_id: submission_id,
             request_id: None,
+            reason: None,
         },
     )?;
 

@@ -108,6 +108,7 @@ pub(super) fn insert_submission(
             entity: "submission",
             entity_id: submission_id,
             request_id: submission.request_id.as_deref(),
+            reason: None,
         },
     )?;
 

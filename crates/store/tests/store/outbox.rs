@@ -248,7 +248,8 @@ async fn replay_of_dead_letters_makes_them_pending_and_audits(backend: Backend) 
     assert_eq!(state.rejections, 0);
     assert_eq!(state.event.attempts, 1, "the attempt history stays");
     assert_eq!((backlog.pending, backlog.dead_letters), (3, 0));
-    assert_eq!(test.count("audit_events", "action = 'outbox.replayed' AND actor = 'operator:test'").await, 2);
+    let audited = "action = 'outbox.replayed' AND actor = 'operator:test' AND reason = 'consumer fixed'";
+    assert_eq!(test.count("audit_events", audited).await, 2);
 }
 
 async fn replay_by_event_id_resends_a_delivered_event(backend: Backend) {

@@ -228,6 +228,12 @@ async fn update_status_records_history_and_audit(backend: Backend) {
     assert_eq!(test.count("audit_events", &audit_filter).await, 2);
     assert_eq!(test.count("audit_events", &format!("{audit_filter} AND actor = 'staff:DM-002'")).await, 1);
     assert_eq!(test.count("audit_events", &format!("{audit_filter} AND request_id = 'req-staff'")).await, 1);
+    let reason = "reason = '数据已核实 / verified against source' AND actor = 'staff:DM-002'";
+    assert_eq!(
+        test.count("audit_events", &format!("{audit_filter} AND {reason}")).await,
+        1,
+        "the comment is the reason"
+    );
 }
 
 async fn update_status_reopens_closed_query(backend: Backend) {
