@@ -10,8 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -22,6 +21,7 @@ use serde_json::Value;
 mod support;
 
 use support::proxy::Proxy;
+use support::receiver::Receiver;
 use support::{Server, phq9_envelope, write_backend_config};
 
 const SUBMISSIONS: usize = 5_000;
@@ -128,57 +128,13 @@ fn pending_events(dir: &std::path::Path) -> i64 {
     connection.query_row("SELECT count(*) FROM outbox_events WHERE delivered_at IS NULL", [], |row| row.get(0)).unwrap()
 }
 
-/// A webhook receiver on 127.0.0.1 that answers every request with the
-/// status in `status` and records the events of each accepted request.
-struct Receiver {
-    address: SocketAddr,
-    status: Arc<AtomicU16>,
-    events: Arc<Mutex<Vec<Value>>>,
-}
-
-async fn start_receiver(secret: &'static str) -> Receiver {
-    let status = Arc::new(AtomicU16::new(200));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post({
-            let (status, events) = (Arc::clone(&status), Arc::clone(&events));
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                let header =
-                    |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
-                let verified = epro_outbox::verify_webhook_signature(
-                    secret.as_bytes(),
-                    &header(epro_outbox::TIMESTAMP_HEADER),
-                    &header(epro_outbox::SIGNATURE_HEADER),
-                    &body,
-                    time::OffsetDateTime::now_utc(),
-                    Duration::from_secs(300),
-                );
-                if verified.is_err() {
-                    return axum::http::StatusCode::UNAUTHORIZED;
-                }
-                let code = axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
-                if code.is_success() {
-                    let batch: Value = serde_json::from_slice(&body).unwrap();
-                    events.lock().unwrap().extend(batch["events"].as_array().unwrap().iter().cloned());
-                }
-                code
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { address, status, events }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_events_dead_letter_and_replay() {
     const SECRET: &str = "webhook-test-secret-0123456789";
-    let receiver = start_receiver(SECRET).await;
+    let receiver = Receiver::start(SECRET).await;
     receiver.status.store(422, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let sink = format!(r#"{{ type = "webhook", url = "http://{}/hook", secret = "{SECRET}" }}"#, receiver.address);
+    let sink = receiver.sink(SECRET);
     let config = write_backend_config(dir.path(), "sqlite://var/epro.db", &sink, "dead_letter_after_rejections = 2");
     let server = Server::start(&config);
     let client = reqwest::Client::new();

@@ -6,7 +6,6 @@
 //! Loads are bounded in count: 1,200 submissions per instance, 16 at a time.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +16,7 @@ use serde_json::Value;
 mod support;
 
 use support::postgres::PrivatePostgres;
+use support::receiver::Receiver;
 use support::{Server, phq9_envelope, write_backend_config};
 
 /// A database of its own on the shared server, dropped at the end.
@@ -58,50 +58,7 @@ fn count(url: &str, sql: &str) -> i64 {
     psql(url, sql).parse().expect("a count")
 }
 
-/// A webhook receiver on 127.0.0.1 that accepts every signed batch and
-/// counts how often each event id arrived.
-struct Receiver {
-    address: SocketAddr,
-    arrivals: Arc<Mutex<HashMap<String, (usize, Value)>>>,
-}
-
 const SECRET: &str = "postgres-e2e-webhook-secret";
-
-async fn start_receiver() -> Receiver {
-    let arrivals = Arc::new(Mutex::new(HashMap::new()));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post({
-            let arrivals = Arc::clone(&arrivals);
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                let header =
-                    |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
-                let verified = epro_outbox::verify_webhook_signature(
-                    SECRET.as_bytes(),
-                    &header(epro_outbox::TIMESTAMP_HEADER),
-                    &header(epro_outbox::SIGNATURE_HEADER),
-                    &body,
-                    time::OffsetDateTime::now_utc(),
-                    Duration::from_secs(300),
-                );
-                if verified.is_err() {
-                    return axum::http::StatusCode::UNAUTHORIZED;
-                }
-                let batch: Value = serde_json::from_slice(&body).unwrap();
-                let mut arrivals = arrivals.lock().unwrap();
-                for event in batch["events"].as_array().unwrap() {
-                    let id = event["eventId"].as_str().unwrap().to_owned();
-                    arrivals.entry(id).or_insert((0, event.clone())).0 += 1;
-                }
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { address, arrivals }
-}
 
 /// Submits until `stop` or `limit` submissions, 16 at a time, and returns
 /// what each got: `(id, status, retry_after)`; status 0 means no reply.
@@ -147,14 +104,14 @@ fn accepted(results: &[(String, u16, Option<String>)]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_the_outbox_and_survive_a_kill() {
+async fn two_instances_survive_a_kill() {
     let Ok(admin_url) = std::env::var("TEST_EPRO_POSTGRES_URL") else {
         eprintln!("skipped: TEST_EPRO_POSTGRES_URL is not set");
         return;
     };
     let database = TestDatabase::create(&admin_url);
-    let receiver = start_receiver().await;
-    let sink = format!(r#"{{ type = "webhook", url = "http://{}/hook", secret = "{SECRET}" }}"#, receiver.address);
+    let receiver = Receiver::start(SECRET).await;
+    let sink = receiver.sink(SECRET);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let outbox = "lease_seconds = 2\nbatch_size = 64";
     let server_a = Server::start(&write_backend_config(dir_a.path(), &database.url(), &sink, outbox));
@@ -190,7 +147,11 @@ async fn two_instances_share_the_outbox_and_survive_a_kill() {
     drop(server_b);
 
     let events = count(&database.url(), "SELECT count(*) FROM outbox_events");
-    let arrivals = receiver.arrivals.lock().unwrap();
+    let mut arrivals: HashMap<String, (usize, Value)> = HashMap::new();
+    for event in receiver.events.lock().unwrap().iter() {
+        let id = event["eventId"].as_str().unwrap().to_owned();
+        arrivals.entry(id).or_insert((0, event.clone())).0 += 1;
+    }
     let twice: usize = arrivals.values().filter(|(times, _)| *times > 1).count();
     let delivered_submissions: HashSet<&str> = arrivals
         .values()

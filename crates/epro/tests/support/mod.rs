@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod proxy;
+pub mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
