@@ -3,10 +3,10 @@
 //!
 //! One iteration claims up to `batch_size` pending events for `lease`, publishes them,
 //! and only then marks them delivered. Several relays (one per epro instance) can share
-//! one outbox: the store never hands an event under a live lease to a second relay,
-//! and a relay that crashed leaves leases that expire, after which another relay sends
-//! those events again. A crash between publish and mark also sends the batch again,
-//! and consumers deduplicate on the stable `eventId`.
+//! one outbox, because the store never hands an event under a live lease to a second
+//! relay. The leases of a relay that crashed expire, and another relay then sends those
+//! events again. A crash between publish and mark also sends the batch again, and
+//! consumers deduplicate on the stable `eventId`.
 //!
 //! A failed publish is recorded on every event of the batch and ends their claims, so
 //! the next claim takes the same events first and the order is kept:
@@ -62,10 +62,10 @@ pub struct RelayConfig {
 impl RelayConfig {
     /// Returns the relay id `HOST:PORT` of an instance listening on `port`.
     ///
-    /// Two instances on one host listen on different ports, so the id is unique, and
-    /// an instance restarted on the same host and port gets the same id back, which
-    /// lets it release the claims its crashed predecessor left at once instead of
-    /// waiting for their leases.
+    /// Two instances on one host listen on different ports, so the id is unique. An
+    /// instance restarted on the same host and port gets the same id back, so it
+    /// releases the claims its crashed predecessor left at once instead of waiting for
+    /// their leases.
     pub fn relay_id_for_port(port: u16) -> String {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|name| name.trim().to_owned())
@@ -231,7 +231,8 @@ impl From<StoreError> for BatchError {
     }
 }
 
-/// What one relay loop needs, borrowed for the loop's lifetime.
+/// The state of one relay loop: the store, sink and settings it borrows, and its
+/// metrics.
 struct Relay<'a> {
     store: &'a Store,
     sink: &'a dyn Sink,
@@ -276,7 +277,7 @@ impl Relay<'_> {
 
     /// Publishes claimed events one by one after the sink refused them as a batch, so
     /// that only the refused events count toward the dead-letter limit. Stops at the
-    /// first unavailable answer and leaves the rest for the next claim.
+    /// first `Unavailable` reply and leaves the rest for the next claim.
     async fn publish_one_at_a_time(&self, events: &[OutboxEvent]) -> Result<usize, BatchError> {
         let mut delivered = 0;
         let mut refused = 0;

@@ -247,7 +247,7 @@ pub enum StoreError {
     #[error("store is shutting down")]
     ShuttingDown,
     /// The database cannot be reached (PostgreSQL down or the connection lost). Nothing
-    /// of the operation was acknowledged; the caller should answer "try again later"
+    /// of the operation was acknowledged; the caller should reply "try again later"
     /// (HTTP 503 with `Retry-After`). The embedded SQLite backend never returns it.
     #[error("database unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -339,7 +339,7 @@ pub struct OutboxEventState {
     pub claimed_by: Option<String>,
     /// When that claim's lease ends. After it, another relay may claim the event.
     pub claim_expires_at: Option<OffsetDateTime>,
-    /// Failed attempts the sink answered with a refusal. Unreachable-sink failures
+    /// Failed attempts that the sink rejected. Unreachable-sink failures
     /// count in `event.attempts` only.
     pub rejections: u32,
     /// When the event became a dead letter, or `None` while it is live.
@@ -374,8 +374,8 @@ pub struct OutboxFailure {
     pub dead_letter_after: u32,
 }
 
-/// Which outbox events [`Store::outbox_replay`](crate::Store::outbox_replay) sends
-/// again.
+/// The selection of outbox events that
+/// [`Store::outbox_replay`](crate::Store::outbox_replay) sends again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplaySelection {
     /// Every dead-lettered event.
@@ -388,7 +388,7 @@ pub enum ReplaySelection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxReplay {
     pub selection: ReplaySelection,
-    /// Who asked, for example `operator:cli`. Must not be empty.
+    /// The requester, for example `operator:cli`. Must not be empty.
     pub actor: String,
     /// Why, kept in the log line of the replay. Must not be blank.
     pub reason: String,

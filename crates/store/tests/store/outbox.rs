@@ -216,7 +216,8 @@ async fn refusals_dead_letter_but_outages_never_do(backend: Backend) {
     let claimable = test.store.outbox_claim("relay-a", 10, LEASE).await.expect("claim");
     let listed = test.store.outbox_dead_letters(None, 10).await.expect("dead letters");
 
-    assert!(first.is_empty() && second.is_empty());
+    assert!(first.is_empty());
+    assert!(second.is_empty());
     assert_eq!(third, vec![refused_seq]);
     assert_eq!(dead_state.rejections, 3);
     assert!(dead_state.dead_lettered_at.is_some());
