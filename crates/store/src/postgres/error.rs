@@ -71,10 +71,12 @@ pub(super) fn is_unavailable(error: &anyhow::Error) -> bool {
 }
 
 /// SQLSTATEs that mean the server cannot serve the connection, so retrying later may
-/// succeed: class 08 (connection exception), the shutdown and startup states of class
-/// 57, and too many connections.
+/// succeed: class 08 (connection exception), a statement cancelled by
+/// `statement_timeout` or `lock_timeout` (57014, for example behind another session's
+/// lock), the shutdown and startup states of class 57, and too many connections.
 fn means_unavailable(state: &SqlState) -> bool {
     state.code().starts_with("08")
+        || *state == SqlState::QUERY_CANCELED
         || *state == SqlState::ADMIN_SHUTDOWN
         || *state == SqlState::CRASH_SHUTDOWN
         || *state == SqlState::CANNOT_CONNECT_NOW

@@ -382,3 +382,27 @@ async fn database_refusing_connections_is_unavailable() {
     assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
     assert!(matches!(after, Ok(SubmitOutcome::Created(_))), "{after:?}");
 }
+
+/// A statement cut off by `statement_timeout`, set in the URL's `options`, is
+/// unavailable (retry later), not an internal error: here the submission waits behind
+/// another session's lock on the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_is_unavailable() {
+    let Some(url) = server_url() else { return };
+    let database = TestDatabase::create(Backend::Postgres(url)).await;
+    let TestDatabase::Postgres { url: database_url, client, .. } = &database else {
+        unreachable!("created on PostgreSQL")
+    };
+    let separator = if database_url.contains('?') { '&' } else { '?' };
+    let config = StoreConfig::postgres(format!("{database_url}{separator}options=-c%20statement_timeout%3D300"));
+    let store = Store::open(config).await.expect("open store");
+
+    client.batch_execute("BEGIN; LOCK TABLE submissions IN ACCESS EXCLUSIVE MODE").await.expect("lock the table");
+    let blocked = tokio::time::timeout(HANG_GUARD, store.submit(submission(1))).await.expect("no hang");
+    client.batch_execute("ROLLBACK").await.expect("release the lock");
+    let after = store.submit(submission(2)).await;
+
+    assert!(matches!(blocked, Err(StoreError::Unavailable(_))), "{blocked:?}");
+    assert!(matches!(after, Ok(SubmitOutcome::Created(_))), "{after:?}");
+    store.close().await;
+}
