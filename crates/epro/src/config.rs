@@ -274,16 +274,7 @@ impl Config {
     /// mistyped or invalid; the message names the key and where its value
     /// came from (the file or the environment variable).
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        if !path.is_file() {
-            anyhow::bail!("configuration file {} not found", path.display());
-        }
-        let figment = Figment::from(Serialized::defaults(Defaults::default()))
-            .merge(Toml::file_exact(path))
-            .merge(Env::prefixed("EPRO_").split("__"));
-        let mut config: Config = figment.extract().map_err(|error| {
-            let all: Vec<String> = error.into_iter().map(describe_error).collect();
-            anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
-        })?;
+        let mut config: Config = layers(path)?.extract().map_err(invalid)?;
 
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.resolve_paths(&base);
@@ -291,6 +282,30 @@ impl Config {
             .check()
             .with_context(|| format!("invalid configuration (file {} with EPRO_* overrides)", path.display()))?;
         Ok(config)
+    }
+
+    /// Reads only the `[database]` and `[telemetry]` sections, with the same
+    /// layers, checks and path resolution as [`Config::load`], for the
+    /// commands that only open the database (`migrate`, `outbox`). So they
+    /// run where the sink's secret or the trials directory is not at hand.
+    ///
+    /// # Errors
+    ///
+    /// Fails like [`Config::load`], for those two sections.
+    pub fn load_database(path: &Path) -> anyhow::Result<DatabaseOnly> {
+        let layers = layers(path)?;
+        let mut database: DatabaseConfig = layers.extract_inner("database").map_err(invalid)?;
+        let telemetry: TelemetryConfig = layers.extract_inner("telemetry").map_err(invalid)?;
+
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Ok(epro_store::Backend::Sqlite { path }) = Self::backend_of(&database.url, database.pool_size) {
+            let path = if path.is_relative() { base.join(path) } else { path };
+            database.url = format!("sqlite://{}", path.display());
+        }
+        let only = DatabaseOnly { database, telemetry };
+        only.store_config()
+            .with_context(|| format!("invalid configuration (file {} with EPRO_* overrides)", path.display()))?;
+        Ok(only)
     }
 
     /// Returns the database named by `database.url`.
@@ -325,13 +340,7 @@ impl Config {
     ///
     /// Fails for a URL this build cannot open.
     pub fn store_config(&self, metrics: Option<epro_store::SharedRecorder>) -> anyhow::Result<epro_store::StoreConfig> {
-        Ok(epro_store::StoreConfig {
-            backend: self.backend()?,
-            max_batch: self.database.group_commit_max_rows,
-            queue_capacity: self.database.queue_capacity,
-            read_connections: self.database.read_connections,
-            metrics,
-        })
+        store_config_of(&self.database, metrics)
     }
 
     /// Returns the admission limits for the HTTP layer, with 0 for "off"
@@ -422,6 +431,66 @@ impl Config {
         );
         Ok(())
     }
+}
+
+/// The configuration of the commands that only open the database, read by
+/// [`Config::load_database`].
+#[derive(Debug)]
+pub struct DatabaseOnly {
+    pub database: DatabaseConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl DatabaseOnly {
+    /// Returns the store settings for `database.url`, without metrics.
+    ///
+    /// # Errors
+    ///
+    /// Fails for a URL this build cannot open or a limit of 0.
+    pub fn store_config(&self) -> anyhow::Result<epro_store::StoreConfig> {
+        store_config_of(&self.database, None)
+    }
+}
+
+/// Builds the store settings from `[database]`, checking its limits.
+fn store_config_of(
+    database: &DatabaseConfig,
+    metrics: Option<epro_store::SharedRecorder>,
+) -> anyhow::Result<epro_store::StoreConfig> {
+    let limits = [
+        ("database.pool_size", database.pool_size as usize),
+        ("database.group_commit_max_rows", database.group_commit_max_rows),
+        ("database.queue_capacity", database.queue_capacity),
+        ("database.read_connections", database.read_connections as usize),
+    ];
+    for (key, value) in limits {
+        anyhow::ensure!(value > 0, "{key} must be greater than 0");
+    }
+    Ok(epro_store::StoreConfig {
+        backend: Config::backend_of(&database.url, database.pool_size)?,
+        max_batch: database.group_commit_max_rows,
+        queue_capacity: database.queue_capacity,
+        read_connections: database.read_connections,
+        metrics,
+    })
+}
+
+/// The layers of the configuration, lowest first: the defaults, the file,
+/// then `EPRO_*` variables.
+fn layers(path: &Path) -> anyhow::Result<Figment> {
+    if !path.is_file() {
+        anyhow::bail!("configuration file {} not found", path.display());
+    }
+    Ok(Figment::from(Serialized::defaults(Defaults::default()))
+        .merge(Toml::file_exact(path))
+        .merge(Env::prefixed("EPRO_").split("__")))
+}
+
+/// Turns figment's errors into one error that lists each with its key and
+/// where its value came from.
+fn invalid(error: figment::Error) -> anyhow::Error {
+    let all: Vec<String> = error.into_iter().map(describe_error).collect();
+    anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
 }
 
 /// Words one figment error as `key: problem (in FILE)` or

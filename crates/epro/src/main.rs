@@ -49,11 +49,11 @@ fn serve(config_path: &std::path::Path, listen: Option<std::net::SocketAddr>) ->
 }
 
 fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+    let config = Config::load_database(config_path)?;
     epro::telemetry::init(&config.telemetry)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = epro_store::Store::open(config.store_config(None)?).await?;
+        let store = epro_store::Store::open(config.store_config()?).await?;
         store.close().await;
         tracing::info!("Database schema is up to date");
         Ok(())

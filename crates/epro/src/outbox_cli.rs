@@ -51,11 +51,11 @@ pub fn run(command: OutboxCommand) -> anyhow::Result<()> {
 
 /// Opens the store, runs `work` and closes the store whatever the result.
 fn with_store(config_path: &Path, work: impl AsyncFnOnce(&Store) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+    let config = Config::load_database(config_path)?;
     crate::telemetry::init(&config.telemetry)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = Store::open(config.store_config(None)?).await?;
+        let store = Store::open(config.store_config()?).await?;
         let result = work(&store).await;
         store.close().await;
         result

@@ -250,3 +250,29 @@ fn outbox_replay_needs_a_selection_and_a_reason() {
     assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
     assert!(stderr(&both).contains("cannot be used with"), "{}", stderr(&both));
 }
+
+#[test]
+fn database_commands_need_only_the_database_section() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var")).unwrap();
+    let config = dir.path().join("epro.toml");
+    // No trials directory on disk and a webhook sink without its secret: the
+    // server could not start, but the database commands have what they need.
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"sqlite://var/epro.db\"\n[trials]\ndirectory = \"missing\"\n\
+         [outbox]\nsink = { type = \"webhook\", url = \"http://127.0.0.1:9/hook\" }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let migrate = epro(&["migrate", "--config", config], &[]);
+    let listed = epro(&["outbox", "dead-letters", "--config", config], &[]);
+    let serve = epro(&["serve", "--config", config], &[]);
+
+    assert_eq!(migrate.status.code(), Some(0), "{}", stderr(&migrate));
+    assert!(dir.path().join("var/epro.db").is_file(), "migrate created the database");
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    assert_eq!(serve.status.code(), Some(2), "serve still checks everything: {}", stderr(&serve));
+    assert!(stderr(&serve).contains("secret"), "{}", stderr(&serve));
+}
