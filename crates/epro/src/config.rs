@@ -123,7 +123,7 @@ pub struct TrialsConfig {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Where events go: `{ type = "file", path = "..." }` (the default, with
+    /// The destination of events: `{ type = "file", path = "..." }` (the default, with
     /// `var/outbox.ndjson`), `rabbitmq`, `kafka`, `webhook` or `log`. Left out
     /// of the serialized defaults, so that the keys of the default file sink
     /// never mix into another sink type when the layers merge.
@@ -145,9 +145,9 @@ pub struct OutboxConfig {
     /// which an event becomes a dead letter. An unreachable sink never
     /// dead-letters anything: it is retried without limit.
     pub dead_letter_after_rejections: u32,
-    /// Names this instance's claims in the outbox; empty means `HOST:PORT`
-    /// of the HTTP listener, unique per instance and the same after a restart,
-    /// so that a restarted instance takes back its own claims at once.
+    /// Name of this instance's claims in the outbox. Empty means `HOST:PORT`
+    /// of the HTTP listener, which is unique per instance and the same after
+    /// a restart, so a restarted instance takes back its own claims at once.
     pub relay_id: String,
 }
 
