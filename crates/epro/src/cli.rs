@@ -77,7 +77,7 @@ pub enum OutboxCommand {
         /// Only events with a sequence number above this one.
         #[arg(long)]
         after: Option<i64>,
-        /// Most events to print, from 1 to 500 as in the API; page on with
+        /// Maximum number of events to print, from 1 to 500 as in the API; page on with
         /// --after and the last seq printed.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
         limit: u16,
@@ -95,7 +95,7 @@ pub enum OutboxCommand {
         /// Replay this event (its eventId); repeat for several.
         #[arg(long = "event-id", value_name = "EVENT_ID")]
         event_id: Vec<uuid::Uuid>,
-        /// Why the events are sent again, kept in the audit trail.
+        /// The reason the events are sent again, kept in the audit trail.
         #[arg(long)]
         reason: String,
     },

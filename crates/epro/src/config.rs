@@ -475,7 +475,7 @@ fn store_config_of(
     })
 }
 
-/// The layers of the configuration, lowest first: the defaults, the file,
+/// Builds the layers of the configuration, lowest first: the defaults, the file,
 /// then `EPRO_*` variables.
 fn layers(path: &Path) -> anyhow::Result<Figment> {
     if !path.is_file() {

@@ -181,7 +181,7 @@ fn serve_applies_environment_override() {
 }
 
 #[test]
-fn outbox_dead_letters_lists_none_on_a_new_database() {
+fn dead_letters_empty_on_new_database() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("var")).unwrap();
     let config = config_with_trials(dir.path(), &[("demo", PathBuf::from(workspace("examples/trials/demo")))], "");

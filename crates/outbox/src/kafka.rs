@@ -5,9 +5,9 @@
 //! `acks = -1` (all in-sync replicas) and a broker-side timeout of 30 s, and offers no
 //! setting for either. Its documentation does not mention acks, so this comes from
 //! its source (`build_produce_request` in `src/client/partition.rs`). The record key is
-//! the trial id, and the partition is Kafka's default partitioner applied to it
-//! (murmur2 of the key, positive, modulo the partition count), so one trial's events
-//! stay in one partition in `seq` order, where a Java producer would put them too.
+//! the trial id. The partition is Kafka's default partitioner applied to it: murmur2
+//! of the key, made positive, modulo the partition count. So one trial's events stay
+//! in one partition in `seq` order, the partition a Java producer would pick too.
 //! A missing topic is created with the configured partitions and replication factor.
 //!
 //! Errors:

@@ -303,7 +303,7 @@ impl Relay<'_> {
         }
         if refused > 0 && delivered == 0 {
             return Err(BatchError::Failed(anyhow::anyhow!(
-                "the {} sink refused all {refused} events of a batch",
+                "the {} sink rejected all {refused} events of a batch",
                 self.sink.name()
             )));
         }

@@ -40,12 +40,12 @@ pub trait Sink: Send + Sync {
 /// Reason a [`Sink::publish`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The sink could not be reached or did not answer (connection refused or lost,
+    /// The sink could not be reached or did not reply (connection refused or lost,
     /// timeout, broker unavailable, HTTP 408/429/5xx). Nothing is known against the
     /// events; the relay retries without limit.
     #[error("sink unavailable: {0:#}")]
     Unavailable(anyhow::Error),
-    /// The sink answered and refused the events (broker nack or returned message,
+    /// The sink replied and rejected the events (broker nack or returned message,
     /// HTTP 4xx other than 408/429, record too large). Counts toward the event's
     /// dead-letter limit.
     #[error("sink rejected the events: {0:#}")]
@@ -165,7 +165,7 @@ pub fn message(event: &OutboxEvent) -> Value {
 /// The `[outbox.sink]` configuration section, selected by its `type` key.
 ///
 /// Unknown keys are rejected: a misspelt `queue` would otherwise fall back to its
-/// default and fill a queue nobody reads. `Debug` output of every variant hides
+/// default and fill a queue that no consumer reads. `Debug` output of every variant hides
 /// credentials.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

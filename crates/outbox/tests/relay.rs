@@ -431,7 +431,7 @@ impl Sink for PickySink {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_event_is_dead_lettered_and_the_rest_delivered() {
+async fn refused_event_alone_dead_letters() {
     let directory = tempfile::tempdir().expect("create temporary directory");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();

@@ -366,7 +366,7 @@ pub struct OutboxFailure {
     /// Error text kept as `last_error`, cut to 2000 bytes. It must not contain answers
     /// or secrets.
     pub error: String,
-    /// `true` when the sink answered and refused the events; `false` when it could not
+    /// `true` when the sink replied and rejected the events; `false` when it could not
     /// be reached. Only refusals count toward the dead-letter limit, so an outage of
     /// any length never dead-letters anything.
     pub rejected: bool,

@@ -16,7 +16,6 @@ use anyhow::{Context as _, anyhow};
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
@@ -281,26 +280,7 @@ impl SqliteStore {
 
     /// Queues a command without waiting, so that overload is reported at once.
     fn try_enqueue(&self, command: Command) -> Result<(), StoreError> {
-        let commands = self.commands.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = commands.as_ref() else {
-            return Err(StoreError::ShuttingDown);
-        };
-
-        // Count before sending, because the writer may take the command and decrement
-        // before `try_send` returns.
-        let queued = &self.shared.queued;
-        queued.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(command) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(StoreError::Overloaded)
-            }
-            Err(TrySendError::Closed(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(writer_stopped())
-            }
-        }
+        self.shared.try_enqueue(&self.commands, command, writer_stopped)
     }
 
     /// Queues a command, waiting for space if the queue is full.

@@ -25,13 +25,14 @@ mod queries;
 mod revalidation;
 mod submission;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
@@ -115,6 +116,40 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Queues `command` on `commands` without waiting, so that overload is reported
+    /// at once, and counts it in `queued`. Both backends' writers drain such a queue.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShuttingDown`] once the sender is taken, [`StoreError::Overloaded`]
+    /// when the queue is full, and `stopped()` when the writer has ended.
+    pub(crate) fn try_enqueue<T>(
+        &self,
+        commands: &RwLock<Option<mpsc::Sender<T>>>,
+        command: T,
+        stopped: fn() -> StoreError,
+    ) -> Result<(), StoreError> {
+        let commands = commands.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = commands.as_ref() else {
+            return Err(StoreError::ShuttingDown);
+        };
+
+        // Count before sending, because the writer may take the command and decrement
+        // before `try_send` returns.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match sender.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Overloaded)
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(stopped())
+            }
+        }
+    }
+
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
             batches_committed: self.batches_committed.load(Ordering::Relaxed),
@@ -426,7 +461,7 @@ struct AuditEvent<'a> {
     entity: &'a str,
     entity_id: &'a str,
     request_id: Option<&'a str>,
-    /// Why the change was made, where the action has a reason.
+    /// The reason for the change, where the action has one.
     reason: Option<&'a str>,
 }
 

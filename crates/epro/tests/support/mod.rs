@@ -188,7 +188,7 @@ log_filter = "info"
     path
 }
 
-/// A PHQ-9 submission envelope for the demo trial with this id and patient.
+/// Builds a PHQ-9 submission envelope for the demo trial with this id and patient.
 pub fn phq9_envelope(id: &str, patient: &str) -> Value {
     serde_json::json!({
         "submissionId": id,

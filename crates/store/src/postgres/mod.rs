@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -314,28 +313,9 @@ impl PostgresStore {
         }
     }
 
-    /// Queues a submission without waiting, so that overload is reported at once.
+    /// Queues a command without waiting, so that overload is reported at once.
     fn try_enqueue(&self, command: SubmitCommand) -> Result<(), StoreError> {
-        let commands = self.commands.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = commands.as_ref() else {
-            return Err(StoreError::ShuttingDown);
-        };
-
-        // Count before sending, because the writer may take the command and decrement
-        // before `try_send` returns.
-        let queued = &self.shared.queued;
-        queued.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(command) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(StoreError::Overloaded)
-            }
-            Err(TrySendError::Closed(_)) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                Err(writer_stopped())
-            }
-        }
+        self.shared.try_enqueue(&self.commands, command, writer_stopped)
     }
 
     /// Returns a guard that keeps [`close`](Self::close) waiting while a write runs, or

@@ -135,7 +135,7 @@ async fn outbox_event_id_is_stable(backend: Backend) {
     reopened.close().await;
 }
 
-/// A failure where the sink answered and refused the events.
+/// Builds a failure where the sink replied and rejected the events.
 fn refused(seqs: Vec<i64>, dead_letter_after: u32) -> OutboxFailure {
     OutboxFailure { seqs, error: "broker returned the message".to_owned(), rejected: true, dead_letter_after }
 }

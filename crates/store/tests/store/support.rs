@@ -439,7 +439,7 @@ pub async fn wait_for_queue_depth(store: &Store, depth: usize) {
     panic!("queue depth stayed at {} instead of reaching {depth}", store.queue_depth());
 }
 
-/// A publish failure where the sink could not be reached.
+/// Builds a publish failure where the sink could not be reached.
 pub fn unreachable(seqs: Vec<i64>) -> OutboxFailure {
     OutboxFailure { seqs, error: "connection refused".to_owned(), rejected: false, dead_letter_after: 3 }
 }
