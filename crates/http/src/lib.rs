@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/trials/{trial_id}/queries", get(routes::queries::list))
         .route("/v1/queries/{query_id}/status", post(routes::queries::change_status))
         .route("/v1/outbox/dead-letters", get(routes::outbox::dead_letters))
+        .route("/v1/audit", get(routes::audit::list))
         .route("/api/collection/submit", post(routes::collection::submit))
         .merge(ops_routes());
     layered(routes, state)

@@ -1,0 +1,222 @@
+//! The audit trail for reviewers: `GET /v1/audit` lists audit rows in `seq` order,
+//! filtered by trial, patient, submission, actor and time, paged by a `seq` cursor.
+//! It needs the operator token.
+//!
+//! The reply is streamed: the first page is read before the status is sent, so a
+//! database error is still a proper error reply, and later pages are read and written
+//! one at a time, so a large page never sits in memory whole. A database error after
+//! the reply started ends the body early, and the truncated JSON tells the client the
+//! read failed.
+//!
+//! Each row carries `prevHash` and `hash`, so that a reviewer can recompute the chain
+//! from this reply alone; `before` and `after` are sent exactly as stored, because the
+//! hash covers their text.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use epro_store::{AuditFilter, AuditRecord, Store};
+use futures_util::StreamExt as _;
+use futures_util::stream::{self, Stream};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{ApiError, EnvelopeProblem, FieldError};
+use crate::routes::submissions::authorize_operator;
+use crate::state::AppState;
+
+/// The query parameters of the endpoint, as named in error messages.
+const PARAMETERS: &[&str] = &["trialId", "patientId", "submissionId", "actor", "from", "to", "after", "limit"];
+
+/// Rows returned when the request names no `limit`.
+const DEFAULT_LIMIT: usize = 100;
+
+/// Most rows one request returns.
+const MAX_LIMIT: usize = 10_000;
+
+/// Rows read from the store at a time while the reply streams.
+const PAGE_ROWS: usize = 500;
+
+/// The filters and paging of the list endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditParams {
+    trial_id: Option<String>,
+    patient_id: Option<String>,
+    submission_id: Option<String>,
+    actor: Option<String>,
+    /// Only rows at or after this instant (RFC 3339).
+    from: Option<String>,
+    /// Only rows before this instant (RFC 3339).
+    to: Option<String>,
+    /// The `next` cursor of the previous page: a `seq`.
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// One audit row as the reply carries it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditEntryBody<'a> {
+    seq: i64,
+    occurred_at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    entity: &'a str,
+    entity_id: &'a str,
+    trial_id: Option<&'a str>,
+    patient_id: Option<&'a str>,
+    submission_id: Option<&'a str>,
+    before: Option<&'a RawValue>,
+    after: Option<&'a RawValue>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
+
+/// Lists audit rows, oldest first, as `{"entries": [...], "next": seq | null}`.
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<AuditParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_operator(&state, &headers)?;
+    let Query(params) = params.map_err(|rejection| {
+        tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS)])
+    })?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS)]));
+    }
+    let mut errors = Vec::new();
+    let from = parse_instant("from", params.from.as_deref(), &mut errors);
+    let to = parse_instant("to", params.to.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidEnvelope(errors));
+    }
+
+    let filter = AuditFilter {
+        trial_id: params.trial_id,
+        patient_id: params.patient_id,
+        submission_id: params.submission_id,
+        actor: params.actor,
+        from,
+        to,
+        after_seq: params.after.unwrap_or(0),
+        limit: limit.min(PAGE_ROWS),
+    };
+    let first_page = state
+        .store
+        .audit_events(filter.clone())
+        .await
+        .map_err(|error| ApiError::from_store(error, "failed to read the audit trail"))?;
+
+    let pages = Pages { store: state.store.clone(), filter, remaining: limit, page: Some(first_page), started: false };
+    let mut response = Body::from_stream(pages.into_stream()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+fn parse_instant(name: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
+    let value = value?;
+    match OffsetDateTime::parse(value, &Rfc3339) {
+        Ok(instant) => Some(instant),
+        Err(_) => {
+            errors.push(FieldError::query_value(name, EnvelopeProblem::InvalidDateTime));
+            None
+        }
+    }
+}
+
+/// The state of a streaming reply: the rows still to send and where to read next.
+struct Pages {
+    store: Store,
+    filter: AuditFilter,
+    /// Rows the request may still receive.
+    remaining: usize,
+    /// The page read but not sent yet.
+    page: Option<Vec<AuditRecord>>,
+    /// Whether a row was written already, so the next needs a comma.
+    started: bool,
+}
+
+impl Pages {
+    fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        let opening = stream::once(async { Ok(Bytes::from_static(b"{\"entries\":[")) });
+        let rows = stream::unfold(Some(self), |pages| async move { pages?.next_chunk().await });
+        opening.chain(rows)
+    }
+
+    /// Writes the current page and reads the next, or writes the closing part with
+    /// the cursor once the rows run out. Returns `None` after the closing part.
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::io::Error>, Option<Pages>)> {
+        let page = self.page.take()?;
+        let full_page = page.len() == self.filter.limit;
+        let mut chunk = Vec::with_capacity(page.len() * 512);
+        for record in &page {
+            if self.started {
+                chunk.push(b',');
+            }
+            self.started = true;
+            if let Err(error) = serde_json::to_writer(&mut chunk, &entry_body(record)) {
+                return Some((Err(std::io::Error::other(error)), None));
+            }
+        }
+        self.remaining -= page.len();
+        let last_seq = page.last().map(|record| record.seq);
+
+        if !full_page || self.remaining == 0 {
+            // `next` is set when the request's limit cut the listing short, because more
+            // rows may follow; a short page means the trail has no more.
+            let next = if full_page { last_seq } else { None };
+            let closing = serde_json::json!(next).to_string();
+            chunk.extend_from_slice(format!("],\"next\":{closing}}}").as_bytes());
+            return Some((Ok(Bytes::from(chunk)), None));
+        }
+
+        self.filter.after_seq = last_seq.unwrap_or(self.filter.after_seq);
+        self.filter.limit = self.remaining.min(PAGE_ROWS);
+        match self.store.audit_events(self.filter.clone()).await {
+            Ok(next_page) => {
+                self.page = Some(next_page);
+                Some((Ok(Bytes::from(chunk)), Some(self)))
+            }
+            Err(error) => {
+                tracing::error!(error.message = %error, "Failed to read the audit trail while streaming; reply cut short");
+                Some((Err(std::io::Error::other("failed to read the audit trail")), None))
+            }
+        }
+    }
+}
+
+fn entry_body(record: &AuditRecord) -> AuditEntryBody<'_> {
+    AuditEntryBody {
+        seq: record.seq,
+        occurred_at: &record.occurred_at,
+        actor: &record.actor,
+        action: &record.action,
+        entity: &record.entity,
+        entity_id: &record.entity_id,
+        trial_id: record.trial_id.as_deref(),
+        patient_id: record.patient_id.as_deref(),
+        submission_id: record.submission_id.as_deref(),
+        before: raw_json(record.before_value.as_deref()),
+        after: raw_json(record.after_value.as_deref()),
+        reason: record.reason.as_deref(),
+        request_id: record.request_id.as_deref(),
+        prev_hash: record.prev_hash.map(hex::encode),
+        hash: record.hash.map(hex::encode),
+    }
+}
+
+/// Borrows stored JSON text as a raw value, so that it is sent byte for byte. The store
+/// checks these columns are valid JSON, so `None` means the column was empty.
+fn raw_json(text: Option<&str>) -> Option<&RawValue> {
+    text.and_then(|text| serde_json::from_str(text).ok())
+}
