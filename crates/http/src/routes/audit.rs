@@ -2,9 +2,9 @@
 //! filtered by trial, patient, submission, actor and time, paged by a `seq` cursor.
 //! It needs the operator token.
 //!
-//! The reply is streamed: the first page is read before the status is sent, so a
-//! database error is still a proper error reply, and later pages are read and written
-//! one at a time, so a large page never sits in memory whole. A database error after
+//! The reply is streamed. The first page is read before the status is sent, so a
+//! database error is still a proper error reply. Later pages are read and written one
+//! at a time, so a large listing never sits in memory whole. A database error after
 //! the reply started ends the body early, and the truncated JSON tells the client the
 //! read failed.
 //!
