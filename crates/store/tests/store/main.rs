@@ -4,6 +4,7 @@
 //! only PostgreSQL has.
 
 mod batching;
+mod export;
 mod intake;
 mod metrics;
 mod outbox;
