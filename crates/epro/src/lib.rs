@@ -13,14 +13,16 @@
 //! - [`server`]: the HTTP accept loop with its header timeout and drain.
 //! - [`forms_check`]: the `epro forms check` report.
 //! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
+//! - [`outbox_cli`] and [`export_cli`]: `epro outbox` and `epro export`.
 //!
 //! The work itself lives in the library crates: `epro-forms` (form model
 //! and validation, no IO), `epro-store` (the only SQL), `epro-outbox` (the
-//! relay and sinks) and `epro-http` (the API).
+//! relay and sinks), `epro-export` (export formats) and `epro-http` (the API).
 
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod export_cli;
 pub mod forms_check;
 pub mod outbox_cli;
 pub mod revalidate;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(&config, listen),
         Command::Migrate { config } => migrate(&config),
         Command::Outbox { command } => epro::outbox_cli::run(command),
+        Command::Export(args) => epro::export_cli::run(args),
         Command::Revalidate { config, trial, form, version } => {
             revalidate(&config, epro::revalidate::Scope { trial_id: trial, form_id: form, form_version: version })
         }

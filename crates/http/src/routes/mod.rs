@@ -1,6 +1,7 @@
 //! One module per resource; each path mirrors its URL.
 
 pub mod collection;
+pub mod export;
 pub mod health;
 pub mod metrics;
 pub mod outbox;
