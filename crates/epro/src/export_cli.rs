@@ -5,7 +5,7 @@
 //! run beside a live server. A spinner with the row count and rate is drawn
 //! on stderr when stderr is a terminal and left out otherwise. The next
 //! cursor is printed to stderr after a complete export and, with
-//! `--cursor-file`, written to that file; an export that fails part way
+//! `--cursor-file`, written to that file. An export that fails part way
 //! leaves the file as it was, so the next run repeats it.
 
 use std::io::Write as _;

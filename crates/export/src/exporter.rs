@@ -8,7 +8,7 @@ use crate::layout::Layout;
 use crate::options::{Format, Options};
 use crate::{fhir, ndjson};
 
-/// Rows read per page, and so the most rows an export holds in memory.
+/// Rows read per page, and so the maximum number of rows an export keeps in memory.
 pub const PAGE_SIZE: usize = 500;
 
 /// Bytes of output for one page, with the number of submissions in it.
@@ -18,7 +18,7 @@ pub struct Chunk {
     pub rows: usize,
 }
 
-/// Why an export stopped.
+/// Failure of an export part way.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Reading a page failed. Output already written is incomplete, and the

@@ -2,9 +2,9 @@
 //! streams a form's submissions as CSV, NDJSON or FHIR NDJSON, and
 //! `GET /v1/trials/{trialId}/forms/{formId}/codebook` describes the columns.
 //!
-//! The export reply starts at once: the handler fixes the export's
-//! high-water mark, writes the audit row, sends the headers with the next
-//! cursor (`Epro-Next-Cursor`) and then streams one page of rows after the
+//! The export reply starts at once. The handler fixes the export's
+//! high-water mark, writes the audit row and sends the headers with the next
+//! cursor (`Epro-Next-Cursor`). Then it streams one page of rows after the
 //! other, so memory stays bounded by one page whatever the export's size. A
 //! page that fails to read ends the stream without its last chunk, so the
 //! client sees an incomplete body and must not keep the cursor.
@@ -37,7 +37,8 @@ const CODEBOOK_PARAMETERS: &[&str] = &["format"];
 /// Query parameters as sent, in order.
 type RawParams = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-/// Who may export, and the actor its audit row names.
+/// Checks that the caller may export and returns the actor its audit row
+/// names.
 ///
 /// Today the operator token grants it. When staff roles exist, this is the
 /// one place that checks for the export role.
