@@ -1,6 +1,6 @@
 //! The command line: `epro serve`, `epro forms check`, `epro migrate`,
-//! `epro revalidate` and `epro outbox`, and what each returns as its exit
-//! status.
+//! `epro revalidate`, `epro outbox` and `epro export`, and what each returns
+//! as its exit status.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Export a form's submissions for analysis (CSV, NDJSON or FHIR NDJSON),
+    /// or its codebook, reading the database directly. Works while the server
+    /// runs. Writes one audit row per export. The cursor for the next
+    /// incremental export goes to stderr and to --cursor-file.
+    Export(ExportArgs),
     /// Create or upgrade the database schema, then exit. `serve` does this
     /// too at start; this command lets a deployment do it beforehand.
     Migrate {
@@ -67,6 +72,50 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+/// Options of `epro export`, named as the HTTP endpoint's query parameters.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Trial id.
+    #[arg(long)]
+    pub trial: String,
+    /// Form id.
+    #[arg(long)]
+    pub form: String,
+    /// Output format: csv, ndjson or fhir for submissions (default csv); json or csv
+    /// with --codebook (default json).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Write the codebook (every item with its type, labels, answer codes and
+    /// ordinal values) instead of the submissions. Needs no database.
+    #[arg(long)]
+    pub codebook: bool,
+    /// Export only submissions committed after this cursor, printed by an earlier
+    /// export. Overrides the cursor in --cursor-file.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// File that keeps the cursor between runs: read as --since when it exists and
+    /// --since is not given, and replaced with the next cursor after a complete
+    /// export.
+    #[arg(long, value_name = "PATH")]
+    pub cursor_file: Option<PathBuf>,
+    /// CSV header names: linkId (default) or label.
+    #[arg(long, value_parser = ["linkId", "label"])]
+    pub header: Option<String>,
+    /// Language of label headers: en or zh-CN (default: http.default_language).
+    #[arg(long, value_parser = ["en", "zh-CN"])]
+    pub label_language: Option<String>,
+    /// Start the CSV with the UTF-8 byte-order mark that Excel needs for Chinese text.
+    #[arg(long)]
+    pub bom: bool,
+    /// Write to this file instead of standard output. It is replaced only after a
+    /// complete export.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// Subcommands of `epro outbox`.

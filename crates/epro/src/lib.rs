@@ -15,15 +15,17 @@
 //! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
 //! - [`outbox_cli`]: `epro outbox`, dead letters and replays.
 //! - [`audit_cli`]: `epro audit verify`, the check of the audit hash chain.
+//! - [`export_cli`]: `epro export`.
 //!
 //! The work itself lives in the library crates: `epro-forms` (form model
 //! and validation, no IO), `epro-store` (the only SQL), `epro-outbox` (the
-//! relay and sinks) and `epro-http` (the API).
+//! relay and sinks), `epro-export` (export formats) and `epro-http` (the API).
 
 pub mod audit_cli;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod export_cli;
 pub mod forms_check;
 pub mod outbox_cli;
 pub mod revalidate;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             Ok(intact) => return ExitCode::from(if intact { exit::SUCCESS } else { exit::INVALID_INPUT }),
             Err(error) => Err(error),
         },
+        Command::Export(args) => epro::export_cli::run(args),
         Command::Revalidate { config, trial, form, version } => {
             revalidate(&config, epro::revalidate::Scope { trial_id: trial, form_id: form, form_version: version })
         }

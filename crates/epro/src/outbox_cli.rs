@@ -67,7 +67,7 @@ pub(crate) fn with_store(
 
 /// Names the operator in the audit trail: `operator:cli:USER` when the
 /// login name is known.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     match std::env::var("USER") {
         Ok(user) if !user.trim().is_empty() => format!("operator:cli:{}", user.trim()),
         _ => "operator:cli".to_owned(),

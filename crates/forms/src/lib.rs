@@ -12,7 +12,8 @@
 //! - `primitive`: FHIR date, dateTime, time and decimal values.
 //! - `load`: [`load_form`] and its [`LoadReport`], plus checks shared by the
 //!   importers.
-//! - `fhir`: Questionnaire import and QuestionnaireResponse item reading.
+//! - `fhir`: Questionnaire import, QuestionnaireResponse item reading, and
+//!   [`fhir_response_items`], which writes normalized answers as such items.
 //! - `native`: the TOML form format (documented in `NATIVE_FORMAT.md`).
 //! - `validate`: [`check_native`] and [`check_fhir_items`], which return
 //!   every [`Finding`] and the normalized answers.
@@ -44,6 +45,7 @@ mod rules;
 pub mod trial;
 pub mod validate;
 
+pub use fhir::export::response_items as fhir_response_items;
 pub use load::{FormFormat, LoadOutcome, LoadReport, Notice, load_fhir_value, load_form};
 pub use model::{
     AnswerOption, Bound, Constraints, EnableBehavior, EnableWhen, EnableWhenOperator, Expression, ExpressionKind, Form,

@@ -357,6 +357,13 @@ impl Form {
         localized(self.title.as_deref(), self.title_zh_cn.as_deref(), language)
     }
 
+    /// Returns the names of the scores computed for each submission, in the order
+    /// they are reported: computed items by linkId, then the trial's scores by id.
+    /// Empty until the loader compiles the form.
+    pub fn score_names(&self) -> Vec<&str> {
+        self.rule_set.score_names()
+    }
+
     /// Iterates over every item of the form, parents before their children.
     pub fn all_items(&self) -> impl Iterator<Item = &Item> {
         let mut stack: Vec<&Item> = self.items.iter().rev().collect();

@@ -160,6 +160,17 @@ pub enum EnvelopeProblem {
     QuestionnaireMismatch { expected: String },
     /// `subject` and the `patientId` query parameter name different patients.
     PatientMismatch,
+    /// A query parameter that takes one of a fixed set of values got another.
+    InvalidOption { allowed: &'static [&'static str] },
+    /// An export's `since` is not a cursor this server's database made.
+    InvalidCursor,
+    /// A query parameter this endpoint does not take; `accepted` lists the
+    /// ones it does.
+    UnknownParameter { accepted: &'static [&'static str] },
+    /// A query parameter given more than once, so its value is ambiguous.
+    DuplicateParameter,
+    /// An export option that only CSV has, sent with another format.
+    CsvOnly { format: &'static str },
 }
 
 impl FieldError {
@@ -190,6 +201,12 @@ impl FieldError {
             path: String::new(),
             detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters { accepted }),
         }
+    }
+
+    /// Builds a finding on one named query parameter, which has no place in
+    /// the body and so an empty `path`.
+    pub fn query_option(name: &str, problem: EnvelopeProblem) -> Self {
+        FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
     }
 
     /// Returns the stable code of this finding.
@@ -225,6 +242,11 @@ impl EnvelopeProblem {
             EnvelopeProblem::FhirResourceAsJson => "fhir_resource_as_json",
             EnvelopeProblem::QuestionnaireMismatch { .. } => "questionnaire_mismatch",
             EnvelopeProblem::PatientMismatch => "patient_mismatch",
+            EnvelopeProblem::InvalidOption { .. } => "invalid_option",
+            EnvelopeProblem::InvalidCursor => "invalid_cursor",
+            EnvelopeProblem::UnknownParameter { .. } => "unknown_parameter",
+            EnvelopeProblem::DuplicateParameter => "duplicate_parameter",
+            EnvelopeProblem::CsvOnly { .. } => "csv_only_option",
         }
     }
 }

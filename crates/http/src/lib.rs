@@ -12,7 +12,7 @@
 //! - [`router`] builds the whole application and [`ops_router`] the
 //!   operations endpoints alone; tests drive them without a socket.
 //! - `routes/`: one module per resource (`submissions`, `collection` for the
-//!   seed-compatible endpoint, `queries`, `health`, `metrics`).
+//!   seed-compatible endpoint, `queries`, `export`, `health`, `metrics`).
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -56,6 +56,7 @@ pub use crate::error::ApiError;
 pub use crate::intake::{new_queries, recheck, scores_json};
 pub use crate::language::Language;
 pub use crate::metrics::Metrics;
+pub use crate::routes::export::NEXT_CURSOR_HEADER;
 pub use crate::state::{AppState, Lifecycle, Settings};
 
 /// Builds the application: every route, behind the layers of [`layered`].
@@ -67,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/queries/{query_id}/status", post(routes::queries::change_status))
         .route("/v1/outbox/dead-letters", get(routes::outbox::dead_letters))
         .route("/v1/audit", get(routes::audit::list))
+        .route("/v1/trials/{trial_id}/forms/{form_id}/export", get(routes::export::export))
+        .route("/v1/trials/{trial_id}/forms/{form_id}/codebook", get(routes::export::codebook))
         .route("/api/collection/submit", post(routes::collection::submit))
         .merge(ops_routes());
     layered(routes, state)

@@ -304,6 +304,37 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
         (EnvelopeProblem::PatientMismatch, ZhCn) => {
             format!("“{field}”与查询参数 patientId 指向不同的患者。请只提供其中之一，或使两者一致。")
         }
+        (EnvelopeProblem::InvalidOption { allowed }, En) => {
+            format!("The query parameter \"{field}\" must be one of: {}.", allowed.join(", "))
+        }
+        (EnvelopeProblem::InvalidOption { allowed }, ZhCn) => {
+            format!("查询参数“{field}”必须是以下之一：{}。", allowed.join("、"))
+        }
+        (EnvelopeProblem::InvalidCursor, En) => format!(
+            "The query parameter \"{field}\" is not a cursor of this server. Pass the Epro-Next-Cursor header of an earlier export unchanged, or leave \"{field}\" out to export every submission."
+        ),
+        (EnvelopeProblem::InvalidCursor, ZhCn) => format!(
+            "查询参数“{field}”不是本服务器生成的游标。请原样传入之前某次导出返回的 Epro-Next-Cursor 响应头，或省略“{field}”以导出全部提交记录。"
+        ),
+        (EnvelopeProblem::UnknownParameter { accepted }, En) => format!(
+            "\"{field}\" is not a query parameter of this endpoint. Use only {}, or check the spelling.",
+            accepted.join(", ")
+        ),
+        (EnvelopeProblem::UnknownParameter { accepted }, ZhCn) => {
+            format!("“{field}”不是此接口的查询参数。只能使用 {}，或请检查拼写。", accepted.join("、"))
+        }
+        (EnvelopeProblem::DuplicateParameter, En) => {
+            format!("The query parameter \"{field}\" is given more than once, so its value is ambiguous. Send it once.")
+        }
+        (EnvelopeProblem::DuplicateParameter, ZhCn) => {
+            format!("查询参数“{field}”出现了多次，取值不明确。请只发送一次。")
+        }
+        (EnvelopeProblem::CsvOnly { format }, En) => format!(
+            "The query parameter \"{field}\" applies to CSV exports only. Leave it out with format={format}, or use format=csv."
+        ),
+        (EnvelopeProblem::CsvOnly { format }, ZhCn) => {
+            format!("查询参数“{field}”只适用于 CSV 导出。使用 format={format} 时请省略它，或改用 format=csv。")
+        }
     }
 }
 

@@ -20,8 +20,8 @@
 //! - **An outbox row is written in the same transaction as its submission, or not at
 //!   all.** So are the data queries raised at intake. They have no audit row of their
 //!   own because the submission's `submission.created` row covers them.
-//! - **`submissions`, `audit_events`, `data_query_events` and `derived_records` are
-//!   append-only.** Triggers reject `UPDATE` and `DELETE`, and on PostgreSQL
+//! - **`submissions`, `submission_sequence` (SQLite), `audit_events`,
+//!   `data_query_events` and `derived_records` are append-only.** Triggers reject `UPDATE` and `DELETE`, and on PostgreSQL
 //!   `TRUNCATE`. A correction is a new submission.
 //! - **Data queries are never deleted, and only their status changes.** Triggers reject
 //!   `DELETE` and any `UPDATE` of columns other than `status` and `updated_at`. Every
@@ -35,6 +35,10 @@
 //! - **Outbox rows change only in their delivery columns** (`attempts`, `last_error`,
 //!   `delivered_at`, the claim, `rejections` and `dead_lettered_at`), through the
 //!   `outbox_*` methods of [`Store`].
+//! - **An export cursor never skips a row.** A submission committed after an export
+//!   fixed its high-water mark sorts after that mark: on SQLite through
+//!   `submission_sequence`, filled by a trigger in the inserting transaction, on
+//!   PostgreSQL through the inserting transaction's id (see [`ExportCursor`]).
 //! - **No answers outside `submissions`.** Outbox payloads and audit rows carry ids,
 //!   codes and timestamps only. Scores appear only in `submissions.scores` and
 //!   `derived_records`. Query `params` and derived `findings` are message parameters,
@@ -45,7 +49,7 @@
 //!
 //! - `store`: [`Store`], [`StoreConfig`] and [`Backend`], the public handle, which
 //!   hands each call to the open backend. `store::rules` holds its methods for data
-//!   queries and revalidation.
+//!   queries and revalidation, `store::export` those of exports.
 //! - `sqlite`: the SQLite backend's handle. Its parts are `writer` (the writer thread
 //!   and group commit, with every write statement in its submodules), `reader` (the
 //!   read queries) and `schema` (PRAGMAs and the migrations embedded from
@@ -69,11 +73,14 @@ mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, DataQuery, NewAlert, NewQuery,
-    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin,
-    QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome,
-    SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
+    AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor,
+    ExportPage, ExportRow, InvalidCursor, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent,
+    OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange,
+    QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError,
+    StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};
-pub use writer::{ALERT_RAISED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED};
+pub use writer::{
+    ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
+};

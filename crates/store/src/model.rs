@@ -2,16 +2,20 @@
 //! submissions and outbox events coming out, and the store's error type.
 //!
 //! Data queries and revalidation records have their own module, `model::queries`, and
-//! are re-exported from here.
+//! exports theirs, `model::export`. Both are re-exported from here.
 //!
 //! Types that carry questionnaire answers, scores or message parameters implement
 //! `Debug` by hand and print only their length, so that logging a submission with `?`
 //! does not leak them.
 
 mod audit;
+mod export;
 mod queries;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
+
+pub use export::{ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor, RowKey};
+pub(crate) use export::{Key, Mark};
 pub use queries::{
     DataQuery, NewQuery, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome,

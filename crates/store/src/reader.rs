@@ -7,6 +7,7 @@
 //! same commit.
 
 mod audit;
+mod export;
 mod queries;
 
 use anyhow::Context as _;
@@ -16,6 +17,7 @@ use crate::columns::{from_unix_millis, parse_timestamp, parse_uuid, parse_with_o
 use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
 pub(crate) use audit::{audit_events, seal_unhashed};
+pub(crate) use export::{export_mark, export_page};
 pub(crate) use queries::{data_queries, data_query};
 
 /// Reads one submission by id, with its data queries.

@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AuditFilter, AuditRecord, DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
-    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
-    StoredSubmission, SubmitOutcome,
+    AuditFilter, AuditRecord, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, NewSubmission,
+    OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange,
+    QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
@@ -255,6 +255,36 @@ impl SqliteStore {
     pub(crate) async fn record_revalidation(&self, record: Revalidation) -> Result<RevalidationOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Command::RecordRevalidation { record: Box::new(record), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn export_mark(&self) -> Result<ExportCursor, StoreError> {
+        self.read(reader::export_mark).await
+    }
+
+    pub(crate) async fn export_page(&self, page: &ExportPage<'_>) -> Result<Vec<ExportRow>, StoreError> {
+        let trial_id = page.trial_id.to_owned();
+        let form_id = page.form_id.to_owned();
+        let since = page.since.cloned();
+        let until = page.until.clone();
+        let (after, limit) = (page.after, page.limit);
+        self.read(move |connection| {
+            let page = ExportPage {
+                trial_id: &trial_id,
+                form_id: &form_id,
+                since: since.as_ref(),
+                until: &until,
+                after,
+                limit,
+            };
+            reader::export_page(connection, &page)
+        })
+        .await
+    }
+
+    pub(crate) async fn record_export(&self, audit: ExportAudit) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(Command::RecordExport { audit: Box::new(audit), reply })?;
         answer.await.map_err(|_| writer_stopped())?
     }
 

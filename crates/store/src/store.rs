@@ -3,9 +3,11 @@
 //! (`crate::postgres`). Both offer the same operations with the same results, so each
 //! method here only hands the call to the backend that is open.
 //!
-//! The methods for data queries and revalidation are in `store::rules`.
+//! The methods for data queries and revalidation are in `store::rules`, those of
+//! exports in `store::export`.
 
 mod audit;
+mod export;
 mod rules;
 
 use std::fmt;
@@ -187,7 +189,7 @@ macro_rules! dispatch {
     };
 }
 
-// `store::rules` calls it too.
+// `store::rules` and `store::export` call it too.
 use dispatch;
 
 impl fmt::Debug for Store {

@@ -17,9 +17,10 @@
 //!
 //! The statements themselves live in submodules, one per concept: `submission` (a new
 //! submission with its data queries, outbox rows and audit row), `outbox` (delivery
-//! marks), `queries` (raising data queries and changing their status) and
-//! `revalidation` (derived records).
+//! marks), `queries` (raising data queries and changing their status),
+//! `revalidation` (derived records) and `export` (the audit row of an export).
 
+mod export;
 mod outbox;
 mod queries;
 mod revalidation;
@@ -39,7 +40,7 @@ pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
+    ExportAudit, NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome, StoreError, StoreStats, SubmitOutcome,
 };
 
@@ -61,6 +62,9 @@ pub const SUBMISSION_REVALIDATED: &str = "submission.revalidated";
 
 /// Audit action recorded for each outbox event an operator sends again.
 pub const OUTBOX_REPLAYED: &str = "outbox.replayed";
+
+/// Audit action recorded for each export of a form's submissions.
+pub const EXPORT_CREATED: &str = "export.created";
 
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
@@ -98,6 +102,10 @@ pub(crate) enum Command {
     RecordRevalidation {
         record: Box<Revalidation>,
         reply: oneshot::Sender<Result<RevalidationOutcome, StoreError>>,
+    },
+    RecordExport {
+        audit: Box<ExportAudit>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
@@ -259,7 +267,9 @@ impl Command {
         match self {
             Command::Submit { reply, .. } => Pending::Submit(Reply::skipped(reply)),
             Command::Claim { reply, .. } => Pending::Events(Reply::skipped(reply)),
-            Command::MarkDelivered { reply, .. } => Pending::Update(Reply::skipped(reply)),
+            Command::MarkDelivered { reply, .. } | Command::RecordExport { reply, .. } => {
+                Pending::Update(Reply::skipped(reply))
+            }
             Command::MarkFailed { reply, .. } | Command::Replay { reply, .. } => Pending::Seqs(Reply::skipped(reply)),
             Command::Release { reply, .. } => Pending::Count(Reply::skipped(reply)),
             Command::UpdateQueryStatus { reply, .. } => Pending::QueryStatus(Reply::skipped(reply)),
@@ -352,6 +362,12 @@ impl Writer {
                         revalidation::record_revalidation(connection, &record, now)
                     });
                     Pending::Revalidation(Reply::new(reply, result))
+                }
+                Command::RecordExport { audit, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        export::record_export(connection, &audit, now)
+                    });
+                    Pending::Update(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

@@ -2,6 +2,7 @@
 //! SQLite file and talks to it over HTTP. Set TEST_LOG=1 to see its logs.
 
 mod audit;
+mod export;
 mod fhir;
 mod helpers;
 mod read;

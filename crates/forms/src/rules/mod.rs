@@ -176,6 +176,19 @@ struct AlertRule {
 }
 
 impl RuleSet {
+    /// Returns the names of the scores reported for each submission, in the order
+    /// [`evaluate`] reports them: computed items by linkId, then trial scores by id.
+    pub(crate) fn score_names(&self) -> Vec<&str> {
+        self.scores
+            .iter()
+            .filter_map(|position| match &self.slots.get(*position)?.kind {
+                SlotKind::Computed { link_id } => Some(link_id.as_str()),
+                SlotKind::Score { id } => Some(id.as_str()),
+                SlotKind::Variable { .. } => None,
+            })
+            .collect()
+    }
+
     /// Returns true when a checked submission has nothing to compute:
     /// enable expressions run during validation, not after it.
     fn has_nothing_after_validation(&self) -> bool {

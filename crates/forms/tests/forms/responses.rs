@@ -94,3 +94,55 @@ fn exceeded_max_occurs_every_code_known() {
     let found: BTreeSet<&str> = checked.findings.iter().map(|finding| finding.problem.code()).collect();
     assert_eq!(found, BTreeSet::from(["required", "too_many_repeats"]));
 }
+
+/// Writing normalized answers back as response items and checking those
+/// again gives the same normalized answers, for every item type the native
+/// example form has, a repeating group included.
+#[test]
+fn response_items_round_trip() {
+    let cases = [
+        (
+            crate::common::form(&crate::common::local_fixture("symptom-diary.toml")),
+            json!({
+                "pain": 4,
+                "mood": "poor",
+                "temperature": 37.5,
+                "weight": { "value": 71.5, "unit": "kg" },
+                "symptoms": ["headache", "耳鸣 😵"],
+                "slept_well": false,
+                "bedtime": "22:30:00",
+                "onset": "2026-11",
+                "recorded_at": "2026-12-04T20:15:00+08:00",
+                "country": { "system": "urn:iso:std:iso:3166", "code": "CN" },
+                "notes": "=1+1",
+                "meds": [
+                    { "meds.name": "布洛芬", "meds.dose": { "value": 200, "unit": "mg" } },
+                    { "meds.name": "paracetamol", "meds.dose": { "value": 500, "unit": "mg" } },
+                ],
+            }),
+        ),
+        (
+            real_form("hl7-sdc__Questionnaire-questionnaire-sdc-profile-example-PHQ9.json"),
+            json!({ "H1/T1": { "H1/T1/Q1": { "code": "Not-at-all" }, "H1/T1/Q2": { "code": "Several-days" } } }),
+        ),
+    ];
+    for (form, answers) in cases {
+        let first = epro_forms::check_native(&form, &answers, "");
+        assert!(first.findings.is_empty(), "{answers}: {:#?}", first.findings);
+
+        let items = epro_forms::fhir_response_items(&form, &first.normalized);
+        let again = check_fhir_items(&form, &items, "/item");
+
+        assert!(again.findings.is_empty(), "{items}: {:#?}", again.findings);
+        assert_eq!(again.normalized, first.normalized, "items: {items}");
+    }
+}
+
+#[test]
+fn response_items_skip_unknown_link_ids() {
+    let form = real_form("lforms__hidden-item-questionnaire.R4.json");
+
+    let items = epro_forms::fhir_response_items(&form, &json!({ "CE-VISIBLE": 2, "no-such-item": 1 }));
+
+    assert_eq!(items, json!([{ "linkId": "CE-VISIBLE", "answer": [{ "valueDecimal": 2 }] }]));
+}

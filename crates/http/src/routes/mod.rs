@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod collection;
+pub mod export;
 pub mod health;
 pub mod metrics;
 pub mod outbox;

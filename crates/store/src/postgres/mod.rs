@@ -21,6 +21,7 @@
 mod audit;
 mod batch;
 mod error;
+mod export;
 mod outbox;
 mod reader;
 mod rules;
@@ -44,9 +45,9 @@ use self::error::classify;
 use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AuditFilter, AuditRecord, DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
-    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
-    StoredSubmission, SubmitOutcome,
+    AuditFilter, AuditRecord, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, NewSubmission,
+    OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange,
+    QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -299,6 +300,24 @@ impl PostgresStore {
             rules::record_revalidation(&mut client, &record).await.map_err(|error| self.record_failure(error))?;
         self.record_transaction();
         Ok(outcome)
+    }
+
+    pub(crate) async fn export_mark(&self) -> Result<ExportCursor, StoreError> {
+        let client = self.client().await?;
+        export::mark(&client).await.map_err(classify)
+    }
+
+    pub(crate) async fn export_page(&self, page: &ExportPage<'_>) -> Result<Vec<ExportRow>, StoreError> {
+        let client = self.client().await?;
+        export::page(&client, page).await.map_err(classify)
+    }
+
+    pub(crate) async fn record_export(&self, audit: ExportAudit) -> Result<(), StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        export::record(&mut client, &audit).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(())
     }
 
     /// Returns the number of submissions queued for the writer and not yet taken into

@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0004_audit_reason.sql"),
     },
     Migration { version: 5, name: "audit_chain", sql: include_str!("../../migrations/postgres/0005_audit_chain.sql") },
+    Migration {
+        version: 6,
+        name: "export_sequence",
+        sql: include_str!("../../migrations/postgres/0006_export_sequence.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

@@ -5,6 +5,7 @@
 
 mod audit;
 mod batching;
+mod export;
 mod intake;
 mod metrics;
 mod outbox;

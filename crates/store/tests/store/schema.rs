@@ -1,7 +1,8 @@
 //! Schema guarantees: append-only tables, migrations and opening rules.
 
 use epro_store::{
-    AuditFilter, AuditVerification, QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig, SubmissionStatus,
+    AuditFilter, AuditVerification, ExportPage, QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig,
+    SubmissionStatus,
 };
 
 use crate::support::{
@@ -188,6 +189,11 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     let version = schema_version(&database).await;
     let verification = store.audit_verify().await.expect("verify the audit chain");
     let audit = store.audit_events(AuditFilter { limit: 10, ..AuditFilter::default() }).await.expect("read audit");
+    let mark = store.export_mark().await.expect("mark");
+    let page =
+        ExportPage { trial_id: "TRIAL-A", form_id: "pain-diary", since: None, until: &mark, after: None, limit: 10 };
+    let exported: Vec<String> =
+        store.export_page(&page).await.expect("export").into_iter().map(|row| row.submission_id).collect();
 
     assert_eq!(stored.scores, "[]");
     assert_eq!(stored.status, SubmissionStatus::Accepted);
@@ -195,8 +201,9 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     assert_eq!(stored.raw_answers, r#"{"pain":3}"#);
     assert_eq!(stored.completed_at.offset().whole_seconds(), 28800);
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
+    assert_eq!(exported, vec!["old-1".to_owned(), receipt.submission_id], "old rows are exported first");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert!(
         matches!(verification, AuditVerification::Intact { entries: 2, .. }),
         "the old audit row is chained before the new one: {verification:?}"
@@ -240,6 +247,19 @@ async fn schema_version(database: &TestDatabase) -> u32 {
         TestDatabase::Postgres { .. } => database.count("epro_schema_migrations", "true").await,
     };
     u32::try_from(count).expect("schema version fits u32")
+}
+
+#[tokio::test]
+async fn submission_sequence_rejects_update_and_delete() {
+    let test = TestStore::open(Backend::Sqlite).await;
+    test.store.submit(submission(1)).await.expect("submit");
+
+    let update = test.rejected("UPDATE submission_sequence SET seq = 100").await;
+    let delete = test.rejected("DELETE FROM submission_sequence").await;
+
+    assert!(update.contains("submission_sequence is append-only"), "{update}");
+    assert!(delete.contains("submission_sequence is append-only"), "{delete}");
+    assert_eq!(test.count("submission_sequence", "true").await, 1);
 }
 
 #[tokio::test]
