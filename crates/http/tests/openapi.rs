@@ -25,8 +25,8 @@ use tower::ServiceExt;
 /// HTTP methods as the document and axum's `MethodRouter` name them.
 const METHODS: &[&str] = &["get", "head", "delete", "options", "patch", "post", "put", "trace"];
 
-/// The real application on a fresh SQLite file with an empty catalogue.
-/// The directory must outlive the store.
+/// Builds the real application on a fresh SQLite file with an empty
+/// catalogue. The directory must outlive the store.
 async fn app() -> (Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig::new(dir.path().join("epro.db"))).await.unwrap();
@@ -60,10 +60,10 @@ fn documented_operations(document: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// Lists `(method, path)` of every route `router` serves, read from its
-/// `Debug` output. axum 0.8 prints its path router first, with each route id
-/// and its path template and each route id and its `MethodRouter`, whose
-/// unset methods print `None`; the fallback router follows, with route ids
-/// of its own. HEAD is left out, because axum answers it on every GET route.
+/// `Debug` output. axum 0.8 prints its path router first: each route id with
+/// its path template, and each route id with its `MethodRouter`, whose unset
+/// methods print `None`. The fallback router follows, with route ids of its
+/// own. HEAD is left out, because axum serves it on every GET route.
 fn served_routes(router: &Router) -> BTreeSet<(String, String)> {
     let whole = format!("{router:?}");
     let debug = whole.split(", fallback_router: ").next().unwrap();

@@ -3,6 +3,7 @@
 
 mod fhir;
 mod helpers;
+mod openapi;
 mod read;
 mod rules;
 mod seed;

@@ -154,7 +154,7 @@ fn example_name(error: &ApiError, language: Language) -> String {
     }
 }
 
-/// Says when the server returns `error`, for developers reading the
+/// Describes when the server returns `error`, for developers reading the
 /// document. The match is exhaustive, so a new [`ApiError`] variant does not
 /// compile until it is described here; add a sample to [`catalogue`] too.
 fn when(error: &ApiError) -> &'static str {

@@ -11,8 +11,8 @@
 //! `x-request-id` reply headers, the operator token's security scheme, and
 //! the tables of every error code. `errors` builds the error replies of
 //! each operation with example bodies rendered by the same code as real
-//! replies; `shapes` holds the request shapes, which the envelope parsers
-//! read field by field rather than through serde.
+//! replies. `shapes` describes the request shapes, which the envelope
+//! parsers read field by field rather than through serde.
 
 pub(crate) mod errors;
 pub(crate) mod shapes;

@@ -2,7 +2,7 @@
 //! deserializes, and the request examples.
 //!
 //! The envelope parsers in `envelope` read each field by hand, so that one
-//! reply can name every problem; the request types here only describe the
+//! reply can name every problem. The request types here only describe the
 //! shapes they take. A unit test compares each schema's properties with the
 //! fields its parser accepts. [`Score`] describes the scores that
 //! `intake::scores_json` writes for storage.
