@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Create or upgrade the database schema, then exit. `serve` does this
     /// too at start; this command lets a deployment do it beforehand.
     Migrate {
@@ -98,6 +103,23 @@ pub enum OutboxCommand {
         /// The reason the events are sent again, kept in the audit trail.
         #[arg(long)]
         reason: String,
+    },
+}
+
+/// Subcommands of `epro audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit trail's hash chain and report the first row that was
+    /// changed, inserted or deleted. Exits 0 when the chain is intact, 1 when
+    /// it is broken. Prints the head (SEQ:HASH) to keep for --expect-head.
+    Verify {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A head printed by an earlier run, as SEQ:HASH; fails when that row
+        /// is gone or has another hash, which a chain cut at its end shows.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<crate::audit_cli::RecordedHead>,
     },
 }
 

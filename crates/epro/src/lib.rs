@@ -13,11 +13,14 @@
 //! - [`server`]: the HTTP accept loop with its header timeout and drain.
 //! - [`forms_check`]: the `epro forms check` report.
 //! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
+//! - [`outbox_cli`]: `epro outbox`, dead letters and replays.
+//! - [`audit_cli`]: `epro audit verify`, the check of the audit hash chain.
 //!
 //! The work itself lives in the library crates: `epro-forms` (form model
 //! and validation, no IO), `epro-store` (the only SQL), `epro-outbox` (the
 //! relay and sinks) and `epro-http` (the API).
 
+pub mod audit_cli;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -50,7 +50,10 @@ pub fn run(command: OutboxCommand) -> anyhow::Result<()> {
 }
 
 /// Opens the store, runs `work` and closes the store whatever the result.
-fn with_store(config_path: &Path, work: impl AsyncFnOnce(&Store) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub(crate) fn with_store(
+    config_path: &Path,
+    work: impl AsyncFnOnce(&Store) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let config = Config::load_database(config_path)?;
     crate::telemetry::init(&config.telemetry)?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -177,6 +177,12 @@ impl FieldError {
         FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
     }
 
+    /// Builds a finding on the value of one query parameter, which has no place
+    /// in the body and so an empty `path`.
+    pub fn query_value(name: &str, problem: EnvelopeProblem) -> Self {
+        FieldError { item: name.to_owned(), path: String::new(), detail: Detail::Envelope(problem) }
+    }
+
     /// Builds a finding on the URL's query string of an endpoint that takes
     /// the parameters `accepted`.
     pub fn query_parameter(accepted: &'static [&'static str]) -> Self {

@@ -97,6 +97,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::queries::list))
         .routes(routes!(routes::queries::change_status))
         .routes(routes!(routes::outbox::dead_letters))
+        .routes(routes!(routes::audit::list))
         .routes(routes!(routes::collection::submit))
         .routes(routes!(openapi::serve))
         .merge(ops_routes())

@@ -253,8 +253,12 @@ fn retry_replies_document_retry_after() {
 #[test]
 fn operator_operations_need_token() {
     let document = document();
-    let operator_paths =
-        ["/v1/submissions/{submission_id}", "/v1/trials/{trial_id}/queries", "/v1/queries/{query_id}/status"];
+    let operator_paths = [
+        "/v1/submissions/{submission_id}",
+        "/v1/trials/{trial_id}/queries",
+        "/v1/queries/{query_id}/status",
+        "/v1/audit",
+    ];
 
     for (method, path) in documented_operations(&document) {
         let operation = &document["paths"][&path][&method];

@@ -56,6 +56,7 @@
 //! - `model`: the values passed in and out, and [`StoreError`].
 //! - `columns`: how timestamps and UUIDs are encoded in columns.
 
+mod audit;
 mod columns;
 mod metrics;
 mod model;
@@ -68,10 +69,10 @@ mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    DataQuery, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
-    OutboxReplay, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt,
-    ReplaySelection, Revalidation, RevalidationOutcome, SourceFormat, StoreError, StoreStats, StoredSubmission,
-    SubmissionStatus, SubmitOutcome,
+    AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, DataQuery, NewAlert, NewQuery,
+    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin,
+    QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome,
+    SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};

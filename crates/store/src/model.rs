@@ -8,8 +8,10 @@
 //! `Debug` by hand and print only their length, so that logging a submission with `?`
 //! does not leak them.
 
+mod audit;
 mod queries;
 
+pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
 pub use queries::{
     DataQuery, NewQuery, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome,

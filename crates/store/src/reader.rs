@@ -6,6 +6,7 @@
 //! data queries runs both statements in one read transaction, so that both see the
 //! same commit.
 
+mod audit;
 mod queries;
 
 use anyhow::Context as _;
@@ -14,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row};
 use crate::columns::{from_unix_millis, parse_timestamp, parse_uuid, parse_with_offset};
 use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
+pub(crate) use audit::{audit_events, seal_unhashed};
 pub(crate) use queries::{data_queries, data_query};
 
 /// Reads one submission by id, with its data queries.

@@ -31,6 +31,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_rules.sql"),
     include_str!("../migrations/sqlite/0003_outbox_claims.sql"),
     include_str!("../migrations/sqlite/0004_audit_reason.sql"),
+    include_str!("../migrations/sqlite/0005_audit_chain.sql"),
 ];
 
 /// Number of migrations embedded in this build. A database opened by this build has
@@ -42,7 +43,7 @@ fn migrations() -> Migrations<'static> {
 }
 
 /// Opens (creating it if needed) the database file for writing, applies the PRAGMAs and
-/// runs pending migrations.
+/// runs pending migrations, then chains any audit rows written before the hash chain.
 ///
 /// # Errors
 ///
@@ -68,6 +69,12 @@ pub(crate) fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     migrations()
         .to_latest(&mut connection)
         .with_context(|| format!("failed to migrate database {}", path.display()))?;
+
+    let sealed = crate::reader::seal_unhashed(&mut connection)
+        .with_context(|| format!("failed to hash the audit trail of {}", path.display()))?;
+    if sealed > 0 {
+        tracing::info!(rows = sealed, "Audit rows written before the hash chain are now chained");
+    }
 
     Ok(connection)
 }

@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
-    QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+    AuditFilter, AuditRecord, DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
@@ -209,6 +210,10 @@ impl SqliteStore {
 
     pub(crate) async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
         self.read(reader::outbox_backlog).await
+    }
+
+    pub(crate) async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |connection| reader::audit_events(connection, &filter)).await
     }
 
     pub(crate) async fn queries(&self, filter: QueryFilter) -> Result<Vec<DataQuery>, StoreError> {

@@ -5,6 +5,7 @@
 //!
 //! The methods for data queries and revalidation are in `store::rules`.
 
+mod audit;
 mod rules;
 
 use std::fmt;

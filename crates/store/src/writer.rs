@@ -30,12 +30,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
+use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
     NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
@@ -452,35 +453,64 @@ fn in_savepoint<T>(
     }
 }
 
-/// One `audit_events` row: who did what to which entity. Never answers.
-struct AuditEvent<'a> {
-    occurred_at: &'a str,
-    actor: &'a str,
-    action: &'a str,
-    /// Kind of the entity, for example `submission` or `data_query`.
-    entity: &'a str,
-    entity_id: &'a str,
-    request_id: Option<&'a str>,
-    /// The reason for the change, where the action has one.
-    reason: Option<&'a str>,
-}
+/// Appends a row to the audit trail, chained to the newest row: reads the chain's head
+/// in the same transaction, numbers the row after it and stores both hashes. The
+/// writer thread is the only writer, so no other row can be appended in between. The
+/// CHECK on `actor` rejects an empty actor.
+fn insert_audit_event(connection: &Connection, event: &AuditEntry<'_>) -> anyhow::Result<()> {
+    let (head_seq, head_hash) = chain_head(connection)?;
+    let seq = head_seq + 1;
+    let occurred_at = format_audit_time(event.occurred_at);
+    let hash = link_hash(&head_hash, &event.chain_fields(seq, &occurred_at));
 
-/// Appends a row to the audit trail. The CHECK on `actor` rejects an empty actor.
-fn insert_audit_event(connection: &Connection, event: &AuditEvent<'_>) -> anyhow::Result<()> {
     connection
         .prepare_cached(
-            "INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit_events (seq, occurred_at, actor, action, entity, entity_id, request_id, reason,
+                                       trial_id, patient_id, submission_id, before_value, after_value,
+                                       prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
-            event.occurred_at,
+            seq,
+            occurred_at,
             event.actor,
             event.action,
             event.entity,
             event.entity_id,
             event.request_id,
-            event.reason
+            event.reason,
+            event.trial_id,
+            event.patient_id,
+            event.submission_id,
+            event.before_value,
+            event.after_value,
+            &head_hash[..],
+            &hash[..],
         ])
         .with_context(|| format!("failed to insert audit event for {} {}", event.entity, event.entity_id))?;
     Ok(())
+}
+
+/// Reads the `seq` and hash of the newest audit row, or 0 and the genesis hash for an
+/// empty trail.
+///
+/// # Errors
+///
+/// Fails when the newest row has no hash, which only rows written before the chain
+/// existed lack, and the store hashes those when it opens the database.
+fn chain_head(connection: &Connection) -> anyhow::Result<(i64, [u8; 32])> {
+    let head: Option<(i64, Option<Vec<u8>>)> = connection
+        .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .context("failed to read the head of the audit chain")?;
+    match head {
+        None => Ok((0, GENESIS_HASH)),
+        Some((seq, Some(hash))) => {
+            let hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| anyhow!("audit row {seq} has a hash of {} bytes, expected 32", hash.len()))?;
+            Ok((seq, hash))
+        }
+        Some((seq, None)) => Err(anyhow!("audit row {seq} has no hash, so no row can be chained after it")),
+    }
 }

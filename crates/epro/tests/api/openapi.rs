@@ -125,6 +125,8 @@ async fn openapi_schemas_fit_read_replies() {
     let queries = app.get_with_token("/v1/trials/fixtures/queries?status=open", OPERATOR_TOKEN).await;
     let bad_filter = app.get_with_token("/v1/trials/fixtures/queries?status=maybe", OPERATOR_TOKEN).await;
     let dead_letters = app.get_with_token("/v1/outbox/dead-letters?limit=10", OPERATOR_TOKEN).await;
+    let audit = app.get_with_token("/v1/audit?trialId=fixtures&limit=10", OPERATOR_TOKEN).await;
+    let bad_instant = app.get_with_token("/v1/audit?from=yesterday", OPERATOR_TOKEN).await;
     let change = json!({"status": "closed", "comment": "Checked with the site."});
     let closed = change_status(&app, &query_id, &change).await;
     let unchanged = change_status(&app, &query_id, &change).await;
@@ -148,6 +150,11 @@ async fn openapi_schemas_fit_read_replies() {
     check_reply(&document, "/v1/trials/{trial_id}/queries", "get", &bad_filter);
     assert_eq!(dead_letters.status, 200, "{}", dead_letters.text);
     check_reply(&document, "/v1/outbox/dead-letters", "get", &dead_letters);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let entries = check_reply(&document, "/v1/audit", "get", &audit)["entries"].as_array().unwrap().len();
+    assert!(entries > 0, "{}", audit.text);
+    assert_eq!(bad_instant.status, 400, "{}", bad_instant.text);
+    check_reply(&document, "/v1/audit", "get", &bad_instant);
     assert_eq!(closed.status, 200, "{}", closed.text);
     assert_eq!(check_reply(&document, "/v1/queries/{query_id}/status", "post", &closed)["status"], "closed");
     assert_eq!(unchanged.status, 409);

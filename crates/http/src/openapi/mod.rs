@@ -48,6 +48,7 @@ pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
         (name = "seed", description = "The endpoint of the system epro replaces, kept so existing apps work unchanged."),
         (name = "data queries", description = "Questions raised on stored submissions, for site staff."),
         (name = "outbox", description = "Events the sink refused, for operators."),
+        (name = "audit", description = "The audit trail with its hash chain, for reviewers."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
     components(schemas(
@@ -59,6 +60,7 @@ pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
         shapes::SeedSubmission,
         shapes::QueryStatusChange,
         shapes::Score,
+        shapes::AuditPage,
     )),
     modifiers(&SecuritySchemes)
 )]

@@ -5,7 +5,8 @@
 //! reply can name every problem. The request types here only describe the
 //! shapes they take. A unit test compares each schema's properties with the
 //! fields its parser accepts. [`Score`] describes the scores that
-//! `intake::scores_json` writes for storage.
+//! `intake::scores_json` writes for storage, and [`AuditPage`] the reply
+//! that `routes::audit` streams piece by piece.
 
 // The parsers never build these types; only their schemas are used.
 #![allow(dead_code)]
@@ -131,6 +132,17 @@ pub(crate) struct Score {
     /// when it sent none.
     #[schema(required = true, schema_with = super::any_json_value)]
     sent: Option<Value>,
+}
+
+/// A page of the audit trail.
+#[derive(ToSchema)]
+pub(crate) struct AuditPage {
+    #[schema(value_type = Vec<crate::routes::audit::AuditEntryBody>)]
+    entries: Vec<Value>,
+    /// Pass as `after` to read the next page; `null` when the trail has no
+    /// more rows.
+    #[schema(required = true)]
+    next: Option<i64>,
 }
 
 /// The answers of the README's PHQ-9 example, keyed by LOINC `linkId`.

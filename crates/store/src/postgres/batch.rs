@@ -19,7 +19,8 @@ use serde::de::IgnoredAny;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
-use super::reader;
+use super::{audit, reader};
+use crate::audit::AuditEntry;
 use crate::columns::{format_utc, format_with_offset, truncate_to_micros};
 use crate::model::{NewAlert, NewQuery, NewSubmission, QueryOrigin, QueryRef, Receipt, SubmitOutcome};
 use crate::writer::{ALERT_RAISED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED};
@@ -69,11 +70,6 @@ const INSERT_OUTBOX_EVENTS: &str = "
     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
         WITH ORDINALITY AS u (event_id, event_type, trial_id, patient_id, submission_id, payload, position)
     ORDER BY u.position";
-
-pub(super) const INSERT_AUDIT_EVENTS: &str = "
-    INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id, request_id, reason)
-    SELECT now(), u.actor, $1, $2, u.entity_id, u.request_id, u.reason
-    FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS u (actor, entity_id, request_id, reason)";
 
 const SELECT_EXISTING: &str = "
     SELECT submission_id, content_sha256, trial_id, form_id, form_version, received_at, status
@@ -444,20 +440,23 @@ fn alert_payload(submission: &NewSubmission, alert: &NewAlert) -> serde_json::Va
 
 /// Writes one `submission.created` audit row per new submission.
 async fn insert_audit_events(transaction: &Transaction<'_>, created: &[&Row<'_>]) -> anyhow::Result<()> {
-    if created.is_empty() {
-        return Ok(());
-    }
-    let actors: Vec<&str> = created.iter().map(|row| row.submission.actor.as_str()).collect();
-    let entity_ids: Vec<&str> = created.iter().map(|row| row.id()).collect();
-    let request_ids: Vec<Option<&str>> = created.iter().map(|row| row.submission.request_id.as_deref()).collect();
-    let reasons: Vec<Option<&str>> = vec![None; created.len()];
-
-    let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
-    transaction
-        .execute(&statement, &[&SUBMISSION_CREATED, &"submission", &actors, &entity_ids, &request_ids, &reasons])
+    let now = OffsetDateTime::now_utc();
+    let entries: Vec<AuditEntry<'_>> = created
+        .iter()
+        .map(|row| {
+            let submission = row.submission;
+            AuditEntry {
+                trial_id: Some(&submission.trial_id),
+                patient_id: Some(&submission.patient_id),
+                submission_id: Some(row.id()),
+                request_id: submission.request_id.as_deref(),
+                ..AuditEntry::new(now, &submission.actor, SUBMISSION_CREATED, "submission", row.id())
+            }
+        })
+        .collect();
+    audit::append(transaction, &entries)
         .await
-        .with_context(|| format!("failed to insert audit events for {} submissions", created.len()))?;
-    Ok(())
+        .with_context(|| format!("failed to insert audit events for {} submissions", created.len()))
 }
 
 /// Reads the stored receipt and content hash of each resubmitted id, with the intake

@@ -18,6 +18,7 @@
 //!   [`StoreError::Overloaded`]. Instead they wait up to [`POOL_TIMEOUT`] for a
 //!   connection.
 
+mod audit;
 mod batch;
 mod error;
 mod outbox;
@@ -43,8 +44,9 @@ use self::error::classify;
 use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
-    QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+    AuditFilter, AuditRecord, DataQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -128,7 +130,12 @@ impl PostgresStore {
 
         let migrated = async {
             let mut client = pool.get().await.context("failed to connect")?;
-            schema::migrate(&mut client).await
+            schema::migrate(&mut client).await?;
+            let sealed = audit::seal_unhashed(&mut client).await.context("failed to hash the audit trail")?;
+            if sealed > 0 {
+                tracing::info!(rows = sealed, "Audit rows written before the hash chain are now chained");
+            }
+            anyhow::Ok(())
         }
         .await;
         if let Err(error) = migrated {
@@ -251,6 +258,11 @@ impl PostgresStore {
     pub(crate) async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
         let mut client = self.client().await?;
         reader::outbox_backlog(&mut client).await.map_err(classify)
+    }
+
+    pub(crate) async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let client = self.client().await?;
+        audit::audit_events(&client, &filter).await.map_err(classify)
     }
 
     pub(crate) async fn queries(&self, filter: QueryFilter) -> Result<Vec<DataQuery>, StoreError> {

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use deadpool_postgres::Object;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::batch::INSERT_AUDIT_EVENTS;
+use super::audit;
 use super::reader::{OUTBOX_COLUMNS, decode_event};
+use crate::audit::AuditEntry;
 use crate::model::{OutboxEvent, OutboxFailure, OutboxReplay, ReplaySelection};
 use crate::writer::{MAX_LAST_ERROR_BYTES, OUTBOX_REPLAYED, truncate_at_char_boundary};
 
@@ -192,15 +194,34 @@ pub(super) async fn replay(client: &mut Object, replay: &OutboxReplay) -> anyhow
         .await
         .context("failed to replay outbox events")?;
 
-    let actors: Vec<&str> = targets.iter().map(|_| replay.actor.as_str()).collect();
-    let entity_ids: Vec<String> = targets.iter().map(|(_, id)| id.hyphenated().to_string()).collect();
-    let request_ids: Vec<Option<&str>> = targets.iter().map(|_| replay.request_id.as_deref()).collect();
-    let reasons: Vec<Option<&str>> = targets.iter().map(|_| Some(replay.reason.as_str())).collect();
-    let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
-    transaction
-        .execute(&statement, &[&OUTBOX_REPLAYED, &"outbox_event", &actors, &entity_ids, &request_ids, &reasons])
+    let owners = transaction
+        .query(
+            "SELECT event_id, trial_id, patient_id, submission_id FROM outbox_events WHERE seq = ANY($1) ORDER BY seq",
+            &[&seqs],
+        )
         .await
-        .context("failed to insert audit events for the replay")?;
+        .context("failed to read the replayed outbox events")?;
+    let owners: Vec<[String; 4]> = owners
+        .iter()
+        .map(|row| {
+            let event_id: Uuid = row.try_get(0)?;
+            Ok([event_id.hyphenated().to_string(), row.try_get(1)?, row.try_get(2)?, row.try_get(3)?])
+        })
+        .collect::<anyhow::Result<_>>()
+        .context("failed to read the replayed outbox events")?;
+    let now = OffsetDateTime::now_utc();
+    let entries: Vec<AuditEntry<'_>> = owners
+        .iter()
+        .map(|[event_id, trial_id, patient_id, submission_id]| AuditEntry {
+            trial_id: Some(trial_id),
+            patient_id: Some(patient_id),
+            submission_id: Some(submission_id),
+            reason: Some(&replay.reason),
+            request_id: replay.request_id.as_deref(),
+            ..AuditEntry::new(now, &replay.actor, OUTBOX_REPLAYED, "outbox_event", event_id)
+        })
+        .collect();
+    audit::append(&transaction, &entries).await.context("failed to insert audit events for the replay")?;
 
     transaction.commit().await.context("failed to commit the replay")?;
     Ok(seqs)

@@ -4,10 +4,13 @@
 
 use anyhow::{Context as _, ensure};
 use deadpool_postgres::Object;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::batch::{INSERT_AUDIT_EVENTS, JsonKind, QueryRow, check_json, distinct_findings, insert_queries};
+use super::audit;
+use super::batch::{JsonKind, QueryRow, check_json, distinct_findings, insert_queries};
 use super::reader;
+use crate::audit::AuditEntry;
 use crate::model::{QueryOrigin, QueryRef, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome};
 use crate::writer::{QUERY_STATUS_CHANGED, SUBMISSION_REVALIDATED};
 
@@ -31,13 +34,19 @@ pub(super) async fn update_query_status(
     let transaction = client.transaction().await.context("failed to begin transaction")?;
 
     let locked = transaction
-        .query_opt("SELECT status FROM data_queries WHERE query_id = $1 FOR UPDATE", &[&query_id])
+        .query_opt(
+            "SELECT status, trial_id, patient_id, submission_id FROM data_queries WHERE query_id = $1 FOR UPDATE",
+            &[&query_id],
+        )
         .await
         .with_context(|| format!("failed to lock data query {query_id}"))?;
     let Some(locked) = locked else {
         return Ok(QueryUpdate::NotFound);
     };
     let from_status: String = locked.try_get(0).with_context(|| format!("failed to read data query {query_id}"))?;
+    let trial_id: String = locked.try_get(1)?;
+    let patient_id: String = locked.try_get(2)?;
+    let submission_id: String = locked.try_get(3)?;
     if from_status == change.status.as_str() {
         let current = reader::data_query(&transaction, query_id)
             .await?
@@ -62,16 +71,21 @@ pub(super) async fn update_query_status(
         )
         .await
         .with_context(|| format!("failed to insert status history of data query {query_id}"))?;
-    insert_audit_event(
-        &transaction,
-        QUERY_STATUS_CHANGED,
-        "data_query",
-        query_id,
-        &change.actor,
-        change.request_id.as_deref(),
-        Some(&change.comment),
-    )
-    .await?;
+    let before = serde_json::json!({ "status": from_status }).to_string();
+    let after = serde_json::json!({ "status": change.status.as_str() }).to_string();
+    let entry = AuditEntry {
+        trial_id: Some(&trial_id),
+        patient_id: Some(&patient_id),
+        submission_id: Some(&submission_id),
+        before_value: Some(&before),
+        after_value: Some(&after),
+        reason: Some(&change.comment),
+        request_id: change.request_id.as_deref(),
+        ..AuditEntry::new(OffsetDateTime::now_utc(), &change.actor, QUERY_STATUS_CHANGED, "data_query", query_id)
+    };
+    audit::append(&transaction, &[entry])
+        .await
+        .with_context(|| format!("failed to insert audit event for data query {query_id}"))?;
 
     let stored = reader::data_query(&transaction, query_id)
         .await?
@@ -150,39 +164,18 @@ pub(super) async fn record_revalidation(
         })
         .collect();
 
-    insert_audit_event(&transaction, SUBMISSION_REVALIDATED, "submission", submission_id, &record.actor, None, None)
-        .await?;
+    let entry = AuditEntry {
+        trial_id: Some(&trial_id),
+        patient_id: Some(&patient_id),
+        submission_id: Some(submission_id),
+        ..AuditEntry::new(OffsetDateTime::now_utc(), &record.actor, SUBMISSION_REVALIDATED, "submission", submission_id)
+    };
+    audit::append(&transaction, &[entry])
+        .await
+        .with_context(|| format!("failed to insert audit event for submission {submission_id}"))?;
     transaction
         .commit()
         .await
         .with_context(|| format!("failed to commit revalidation of submission {submission_id}"))?;
     Ok(RevalidationOutcome { record_seq, new_queries })
-}
-
-/// Appends one row to the audit trail. The CHECK on `actor` rejects an empty actor.
-async fn insert_audit_event(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    action: &str,
-    entity: &str,
-    entity_id: &str,
-    actor: &str,
-    request_id: Option<&str>,
-    reason: Option<&str>,
-) -> anyhow::Result<()> {
-    let statement = transaction.prepare_cached(INSERT_AUDIT_EVENTS).await?;
-    transaction
-        .execute(
-            &statement,
-            &[
-                &action,
-                &entity,
-                &[actor].as_slice(),
-                &[entity_id].as_slice(),
-                &[request_id].as_slice(),
-                &[reason].as_slice(),
-            ],
-        )
-        .await
-        .with_context(|| format!("failed to insert audit event for {entity} {entity_id}"))?;
-    Ok(())
 }

@@ -38,6 +38,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "audit_reason",
         sql: include_str!("../../migrations/postgres/0004_audit_reason.sql"),
     },
+    Migration { version: 5, name: "audit_chain", sql: include_str!("../../migrations/postgres/0005_audit_chain.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

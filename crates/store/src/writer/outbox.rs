@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AuditEvent, OUTBOX_REPLAYED, insert_audit_event};
+use super::{OUTBOX_REPLAYED, insert_audit_event};
+use crate::audit::AuditEntry;
 use crate::columns::{format_utc, unix_millis};
 use crate::model::{OutboxEvent, OutboxFailure, OutboxReplay, ReplaySelection};
 use crate::reader::{self, OUTBOX_COLUMNS, OutboxColumns};
@@ -134,25 +135,28 @@ pub(super) fn replay(connection: &Connection, replay: &OutboxReplay, now: Offset
         ReplaySelection::EventIds(ids) => event_id_targets(connection, ids)?,
     };
 
-    let occurred_at = format_utc(now)?;
     let mut reset = connection.prepare_cached(
         "UPDATE outbox_events
          SET delivered_at = NULL, dead_lettered_at = NULL, rejections = 0,
              claimed_by = NULL, claim_expires_at = NULL
          WHERE seq = ?1",
     )?;
+    let mut owner =
+        connection.prepare_cached("SELECT trial_id, patient_id, submission_id FROM outbox_events WHERE seq = ?1")?;
     for (seq, event_id) in &targets {
         reset.execute([seq]).with_context(|| format!("failed to replay outbox event {seq}"))?;
+        let (trial_id, patient_id, submission_id): (String, String, String) = owner
+            .query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .with_context(|| format!("failed to read outbox event {seq}"))?;
         insert_audit_event(
             connection,
-            &AuditEvent {
-                occurred_at: &occurred_at,
-                actor: &replay.actor,
-                action: OUTBOX_REPLAYED,
-                entity: "outbox_event",
-                entity_id: event_id,
-                request_id: replay.request_id.as_deref(),
+            &AuditEntry {
+                trial_id: Some(&trial_id),
+                patient_id: Some(&patient_id),
+                submission_id: Some(&submission_id),
                 reason: Some(&replay.reason),
+                request_id: replay.request_id.as_deref(),
+                ..AuditEntry::new(now, &replay.actor, OUTBOX_REPLAYED, "outbox_event", event_id)
             },
         )?;
     }

@@ -9,7 +9,8 @@ use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AuditEvent, QUERY_STATUS_CHANGED, insert_audit_event};
+use super::{QUERY_STATUS_CHANGED, insert_audit_event};
+use crate::audit::AuditEntry;
 use crate::columns::format_utc;
 use crate::model::{NewQuery, QueryOrigin, QueryRef, QueryStatusChange, QueryUpdate};
 use crate::reader;
@@ -129,16 +130,19 @@ pub(super) fn update_query_status(
         ])
         .with_context(|| format!("failed to insert status history of data query {query_id}"))?;
 
+    let before = serde_json::json!({ "status": from_status.as_str() }).to_string();
+    let after = serde_json::json!({ "status": change.status.as_str() }).to_string();
     insert_audit_event(
         connection,
-        &AuditEvent {
-            occurred_at: &occurred_at,
-            actor: &change.actor,
-            action: QUERY_STATUS_CHANGED,
-            entity: "data_query",
-            entity_id: query_id,
-            request_id: change.request_id.as_deref(),
+        &AuditEntry {
+            trial_id: Some(&current.trial_id),
+            patient_id: Some(&current.patient_id),
+            submission_id: Some(&current.submission_id),
+            before_value: Some(&before),
+            after_value: Some(&after),
             reason: Some(&change.comment),
+            request_id: change.request_id.as_deref(),
+            ..AuditEntry::new(now, &change.actor, QUERY_STATUS_CHANGED, "data_query", query_id)
         },
     )?;
 

@@ -2,12 +2,13 @@
 //! submission, written beside it. The submission row itself is never touched, and its
 //! intake scores and status stay as they were.
 
-use anyhow::{Context as _, ensure};
-use rusqlite::{Connection, params};
+use anyhow::{Context as _, bail};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use super::queries::{QueryTarget, insert_query};
-use super::{AuditEvent, SUBMISSION_REVALIDATED, insert_audit_event};
+use super::{SUBMISSION_REVALIDATED, insert_audit_event};
+use crate::audit::AuditEntry;
 use crate::columns::format_utc;
 use crate::model::{QueryOrigin, Revalidation, RevalidationOutcome};
 
@@ -29,11 +30,14 @@ pub(super) fn record_revalidation(
     now: OffsetDateTime,
 ) -> anyhow::Result<RevalidationOutcome> {
     let submission_id = record.submission_id.as_str();
-    let exists: bool = connection
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM submissions WHERE submission_id = ?1)")?
-        .query_row([submission_id], |row| row.get(0))
+    let owner: Option<(String, String)> = connection
+        .prepare_cached("SELECT trial_id, patient_id FROM submissions WHERE submission_id = ?1")?
+        .query_row([submission_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
         .with_context(|| format!("failed to look up submission {submission_id}"))?;
-    ensure!(exists, "failed to record revalidation of submission {submission_id}: no such submission");
+    let Some((trial_id, patient_id)) = owner else {
+        bail!("failed to record revalidation of submission {submission_id}: no such submission");
+    };
 
     let computed_at = format_utc(now)?;
     connection
@@ -57,14 +61,11 @@ pub(super) fn record_revalidation(
 
     insert_audit_event(
         connection,
-        &AuditEvent {
-            occurred_at: &computed_at,
-            actor: &record.actor,
-            action: SUBMISSION_REVALIDATED,
-            entity: "submission",
-            entity_id: submission_id,
-            request_id: None,
-            reason: None,
+        &AuditEntry {
+            trial_id: Some(&trial_id),
+            patient_id: Some(&patient_id),
+            submission_id: Some(submission_id),
+            ..AuditEntry::new(now, &record.actor, SUBMISSION_REVALIDATED, "submission", submission_id)
         },
     )?;
 

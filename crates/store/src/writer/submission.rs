@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::queries::{QueryTarget, insert_query};
-use super::{ALERT_RAISED, AuditEvent, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, insert_audit_event};
+use super::{ALERT_RAISED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, insert_audit_event};
+use crate::audit::AuditEntry;
 use crate::columns::{format_utc, format_with_offset, parse_timestamp};
 use crate::model::{NewAlert, NewSubmission, QueryOrigin, QueryRef, Receipt, SubmissionStatus, SubmitOutcome};
 
@@ -101,14 +102,12 @@ pub(super) fn insert_submission(
 
     insert_audit_event(
         connection,
-        &AuditEvent {
-            occurred_at: &occurred_at,
-            actor: &submission.actor,
-            action: SUBMISSION_CREATED,
-            entity: "submission",
-            entity_id: submission_id,
+        &AuditEntry {
+            trial_id: Some(&submission.trial_id),
+            patient_id: Some(&submission.patient_id),
+            submission_id: Some(submission_id),
             request_id: submission.request_id.as_deref(),
-            reason: None,
+            ..AuditEntry::new(now, &submission.actor, SUBMISSION_CREATED, "submission", submission_id)
         },
     )?;
 

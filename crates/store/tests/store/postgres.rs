@@ -45,7 +45,7 @@ async fn migrations_run_once_concurrently() {
     }
 
     let versions = database.rows("SELECT version, name FROM epro_schema_migrations ORDER BY version").await;
-    let expected: Vec<Vec<Option<String>>> = ["initial", "rules", "outbox_claims", "audit_reason"]
+    let expected: Vec<Vec<Option<String>>> = ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain"]
         .iter()
         .take(SCHEMA_VERSION as usize)
         .enumerate()
@@ -405,4 +405,50 @@ async fn statement_timeout_is_unavailable() {
     assert!(matches!(blocked, Err(StoreError::Unavailable(_))), "{blocked:?}");
     assert!(matches!(after, Ok(SubmitOutcome::Created(_))), "{after:?}");
     store.close().await;
+}
+
+/// Two instances appending to one database at once, through group commits, query
+/// changes and replays, still build one chain: `seq` without gaps, every link intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_audit_chain() {
+    let Some(url) = server_url() else { return };
+    let database = TestDatabase::create(Backend::Postgres(url)).await;
+    let first = Store::open(database.config()).await.expect("open the first instance");
+    let second = Store::open(database.config()).await.expect("open the second instance");
+
+    let mut writers = JoinSet::new();
+    for (index, store) in [first.clone(), second.clone(), first.clone(), second.clone()].into_iter().enumerate() {
+        writers.spawn(async move {
+            for pain in 0..50 {
+                let mut new = submission(index as u32 * 1_000 + pain);
+                new.queries = vec![crate::support::new_query("pain", "rule_violated", "pain-max")];
+                let SubmitOutcome::Created(receipt) = store.submit(new).await.expect("submit") else {
+                    panic!("a new submission was not created");
+                };
+                let change = epro_store::QueryStatusChange {
+                    query_id: receipt.queries[0].query_id.clone(),
+                    status: epro_store::QueryStatus::Answered,
+                    comment: "confirmed".to_owned(),
+                    actor: "staff:S-001".to_owned(),
+                    request_id: None,
+                };
+                store.update_query_status(change).await.expect("change status");
+            }
+        });
+    }
+    while let Some(written) = writers.join_next().await {
+        written.expect("writer task");
+    }
+
+    let verification = first.audit_verify().await.expect("verify");
+    let seqs = database.rows("SELECT seq FROM audit_events ORDER BY seq").await;
+
+    assert!(
+        matches!(verification, epro_store::AuditVerification::Intact { entries: 400, head: Some((400, _)) }),
+        "{verification:?}"
+    );
+    let expected: Vec<Vec<Option<String>>> = (1..=400).map(|seq: i64| vec![Some(seq.to_string())]).collect();
+    assert_eq!(seqs, expected, "seq numbers the rows of both instances without gaps");
+    first.close().await;
+    second.close().await;
 }

@@ -1,6 +1,8 @@
 //! Schema guarantees: append-only tables, migrations and opening rules.
 
-use epro_store::{QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig, SubmissionStatus};
+use epro_store::{
+    AuditFilter, AuditVerification, QueryStatus, Revalidation, SCHEMA_VERSION, Store, StoreConfig, SubmissionStatus,
+};
 
 use crate::support::{
     Backend, TestDatabase, TestStore, assert_json_eq, backend_tests, new_query, submission, submit_created,
@@ -148,6 +150,12 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
                 [],
             )
             .expect("insert old submission");
+            old.execute(
+                "INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id)
+                 VALUES ('2024-12-01T02:00:05.5Z', 'patient:P-001', 'submission.created', 'submission', 'old-1')",
+                [],
+            )
+            .expect("insert old audit row");
         }
         TestDatabase::Postgres { client, .. } => {
             client.batch_execute(INITIAL_POSTGRES_SCHEMA).await.expect("run the first migration");
@@ -165,7 +173,9 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
                         content_sha256, request_id
                     ) VALUES ('old-1', 'TRIAL-A', 'pain-diary', '1.0.0', 'P-001', '2024-12-01T02:00:00Z',
                         28800, '2024-12-01T02:00:05Z', 'native', '{"pain":3}', '{"pain":3}',
-                        decode(repeat('00', 32), 'hex'), NULL)"#,
+                        decode(repeat('00', 32), 'hex'), NULL);
+                    INSERT INTO audit_events (occurred_at, actor, action, entity, entity_id)
+                    VALUES ('2024-12-01T02:00:05.5Z', 'patient:P-001', 'submission.created', 'submission', 'old-1')"#,
                 )
                 .await
                 .expect("record the first migration and insert an old submission");
@@ -176,6 +186,8 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     let stored = store.submission("old-1").await.expect("read").expect("old submission kept");
     let receipt = submit_created(&store, submission(1)).await;
     let version = schema_version(&database).await;
+    let verification = store.audit_verify().await.expect("verify the audit chain");
+    let audit = store.audit_events(AuditFilter { limit: 10, ..AuditFilter::default() }).await.expect("read audit");
 
     assert_eq!(stored.scores, "[]");
     assert_eq!(stored.status, SubmissionStatus::Accepted);
@@ -184,7 +196,13 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     assert_eq!(stored.completed_at.offset().whole_seconds(), 28800);
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
+    assert!(
+        matches!(verification, AuditVerification::Intact { entries: 2, .. }),
+        "the old audit row is chained before the new one: {verification:?}"
+    );
+    assert_eq!(audit[0].entity_id, "old-1");
+    assert_eq!(audit[0].prev_hash, Some([0; 32]));
     store.close().await;
 }
 
