@@ -20,6 +20,13 @@ use crate::body::{check_keys_and_numbers, invalid_json};
 const SEED_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c1d_0e8a_3b7f_4f4e_9d2a_6e0b_8c71_a4f3);
 use crate::error::{ApiError, EnvelopeProblem, FieldError};
 
+/// The fields of the native envelope; any other is `unknown_field`.
+pub(crate) const NATIVE_FIELDS: &[&str] = &["submissionId", "patientId", "formVersion", "completedAt", "answers"];
+
+/// The fields of the seed-compatible envelope; any other is `unknown_field`.
+pub(crate) const SEED_FIELDS: &[&str] =
+    &["patientId", "trialId", "formContent", "formId", "formVersion", "submissionId", "completedAt"];
+
 /// A submission whose envelope parsed and whose ids are valid.
 #[derive(Debug)]
 pub struct Intake {
@@ -70,7 +77,7 @@ pub fn parse_native(body: &[u8]) -> Result<Intake, ApiError> {
         )]));
     }
     let mut errors = Vec::new();
-    reject_unknown(&fields, &["submissionId", "patientId", "formVersion", "completedAt", "answers"], &mut errors);
+    reject_unknown(&fields, NATIVE_FIELDS, &mut errors);
 
     let submission_id = required_string(&fields, "submissionId", &mut errors)
         .and_then(|id| check_submission_id("submissionId", id, true, &mut errors));
@@ -246,11 +253,7 @@ pub fn parse_seed(
 ) -> Result<(SeedRouting, Intake), ApiError> {
     let fields = parse_object(body)?;
     let mut errors = Vec::new();
-    reject_unknown(
-        &fields,
-        &["patientId", "trialId", "formContent", "formId", "formVersion", "submissionId", "completedAt"],
-        &mut errors,
-    );
+    reject_unknown(&fields, SEED_FIELDS, &mut errors);
 
     let patient_id =
         required_string(&fields, "patientId", &mut errors).and_then(|id| check_id("patientId", id, &mut errors));

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use epro_forms::Problem;
 use epro_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::admission::Limit;
 use crate::language::Language;
@@ -328,7 +329,7 @@ impl ApiError {
 
     /// Returns the `Retry-After` value in seconds for errors a client should
     /// retry later.
-    fn retry_after_seconds(&self) -> Option<u64> {
+    pub(crate) fn retry_after_seconds(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_seconds, .. } => Some(*retry_after_seconds),
             ApiError::Overloaded { .. }
@@ -412,13 +413,17 @@ impl IntoResponse for SeedError {
     }
 }
 
-fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<String>) -> Response {
-    // The old clients of the seed endpoint expect 400 for failed validation.
-    let status = match (&error, shape) {
+/// Returns the status of `error` in the reply shape `shape`: the old
+/// clients of the seed endpoint expect 400 for failed validation.
+pub(crate) fn reply_status(error: &ApiError, shape: ErrorShape) -> StatusCode {
+    match (error, shape) {
         (ApiError::Validation(_), ErrorShape::Seed) => StatusCode::BAD_REQUEST,
         _ => error.status(),
-    };
-    let mut response = status.into_response();
+    }
+}
+
+fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<String>) -> Response {
+    let mut response = reply_status(&error, shape).into_response();
     if let Some(seconds) = error.retry_after_seconds() {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
@@ -429,34 +434,102 @@ fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<St
     response
 }
 
-#[derive(Serialize)]
+/// One finding in the `errors` list of an error body.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct FieldErrorBody<'a> {
+#[schema(as = FieldError)]
+pub(crate) struct FieldErrorBody<'a> {
+    /// The item's `linkId`, the envelope field or header name, or empty for
+    /// the body as a whole.
     item: &'a str,
+    /// JSON Pointer (RFC 6901) of the offending value in the request body;
+    /// empty for a header, the query string or the body as a whole.
     path: &'a str,
+    /// Stable code of the finding (see the field code table).
     code: &'static str,
+    /// What is wrong and how to fix it, in the language of `Content-Language`.
     message: String,
 }
 
-#[derive(Serialize)]
+/// The error body of the versioned API.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct StandardBody<'a> {
+#[schema(as = ErrorBody)]
+pub(crate) struct StandardBody<'a> {
+    /// Stable English code of the error; decides what a client does.
     code: &'static str,
+    /// What happened and what to do, in the language of `Content-Language`.
     message: String,
+    /// The `x-request-id` of the request, to quote to support.
     request_id: &'a str,
+    /// Every finding for `invalid_request` and `validation_failed`; empty
+    /// for other codes.
     errors: Vec<FieldErrorBody<'a>>,
 }
 
-#[derive(Serialize)]
+/// The error body of the seed-compatible endpoint: the old
+/// `{status: "error", message}` with the fields of [`StandardBody`] added.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SeedBody<'a> {
+#[schema(as = SeedErrorBody)]
+pub(crate) struct SeedBody<'a> {
+    /// Always `error`.
+    #[schema(pattern = "^error$")]
     status: &'static str,
+    /// Stable English code of the error.
     code: &'static str,
+    /// What happened and what to do, in the language of `Content-Language`.
     message: String,
+    /// The `x-request-id` of the request, to quote to support.
     request_id: &'a str,
+    /// The submission id the request carried or was given, once the
+    /// envelope named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     submission_id: Option<&'a str>,
+    /// Every finding for `invalid_request` and `validation_failed`.
     errors: Vec<FieldErrorBody<'a>>,
+}
+
+/// An error body in either shape, serialized without a tag.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorBody<'a> {
+    Standard(StandardBody<'a>),
+    Seed(SeedBody<'a>),
+}
+
+/// Builds the JSON body of `error` in `shape`, with every message in
+/// `language`. Real replies and the examples of the OpenAPI document both
+/// come from here.
+pub(crate) fn error_body<'a>(
+    error: &'a ApiError,
+    shape: ErrorShape,
+    language: Language,
+    request_id: &'a str,
+    submission_id: Option<&'a str>,
+) -> ErrorBody<'a> {
+    let errors: Vec<FieldErrorBody<'_>> = error
+        .field_errors()
+        .iter()
+        .map(|field| FieldErrorBody {
+            item: &field.item,
+            path: &field.path,
+            code: field.code(),
+            message: messages::field_message(language, field),
+        })
+        .collect();
+    let message = messages::error_message(language, error);
+    match shape {
+        ErrorShape::Standard => ErrorBody::Standard(StandardBody { code: error.code(), message, request_id, errors }),
+        ErrorShape::Seed => ErrorBody::Seed(SeedBody {
+            status: "error",
+            code: error.code(),
+            message,
+            request_id,
+            submission_id,
+            errors,
+        }),
+    }
 }
 
 /// Routes whose error replies count in `submissions_rejected_total`.
@@ -500,32 +573,8 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
         state.metrics.record_submission_rejected(error.code());
     }
 
-    let errors: Vec<FieldErrorBody<'_>> = error
-        .field_errors()
-        .iter()
-        .map(|field| FieldErrorBody {
-            item: &field.item,
-            path: &field.path,
-            code: field.code(),
-            message: messages::field_message(language, field),
-        })
-        .collect();
-    let message = messages::error_message(language, error);
-
     let shape = if is_seed { ErrorShape::Seed } else { pending.shape };
-    let body = match shape {
-        ErrorShape::Standard => {
-            serde_json::to_vec(&StandardBody { code: error.code(), message, request_id: &request_id, errors })
-        }
-        ErrorShape::Seed => serde_json::to_vec(&SeedBody {
-            status: "error",
-            code: error.code(),
-            message,
-            request_id: &request_id,
-            submission_id: pending.submission_id.as_deref(),
-            errors,
-        }),
-    };
+    let body = serde_json::to_vec(&error_body(error, shape, language, &request_id, pending.submission_id.as_deref()));
     let body = body.expect("serializing an error body of strings cannot fail");
 
     let (mut parts, _) = response.into_parts();

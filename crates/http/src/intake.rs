@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
 use crate::envelope::{Answers, Intake};
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
@@ -23,8 +24,9 @@ pub enum Disposition {
 }
 
 /// The receipt a client keeps as proof that its submission is stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Receipt)]
 pub struct ReceiptBody {
     pub submission_id: String,
     pub trial_id: String,
@@ -33,18 +35,28 @@ pub struct ReceiptBody {
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
     /// `accepted`, or `accepted_with_queries` when data queries were raised.
+    #[schema(schema_with = receipt_status_schema)]
     pub status: &'static str,
     /// The data queries raised on this submission at intake.
     pub queries: Vec<QueryRefBody>,
 }
 
+/// Describes the `status` of a receipt and of a stored submission.
+pub(crate) fn receipt_status_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::string_enum(&["accepted", "accepted_with_queries"])
+}
+
 /// A data query named in a receipt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = QueryRef)]
 pub struct QueryRefBody {
     pub query_id: String,
+    /// The item's `linkId` (or the score's name) the query is about.
     pub item: String,
+    /// `rule_violated` or `score_mismatch`.
     pub code: String,
+    /// The rule's key or the score's name.
     pub rule: String,
 }
 

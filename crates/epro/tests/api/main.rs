@@ -5,6 +5,7 @@ mod audit;
 mod export;
 mod fhir;
 mod helpers;
+mod openapi;
 mod read;
 mod rules;
 mod seed;

@@ -12,6 +12,8 @@
 //! from this reply alone; `before` and `after` are sent exactly as stored, because the
 //! hash covers their text.
 
+use std::collections::BTreeMap;
+
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -24,8 +26,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
-use crate::error::{ApiError, EnvelopeProblem, FieldError};
+use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
+use crate::openapi::errors::{self, Layers};
+use crate::openapi::shapes;
 use crate::routes::submissions::authorize_operator;
 use crate::state::AppState;
 
@@ -42,44 +49,103 @@ const MAX_LIMIT: usize = 10_000;
 const PAGE_ROWS: usize = 500;
 
 /// The filters and paging of the list endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Only rows of this trial.
     trial_id: Option<String>,
+    /// Only rows about this patient.
     patient_id: Option<String>,
+    /// Only rows about this submission.
     submission_id: Option<String>,
+    /// Only rows written by this actor, such as `operator` or `patient:P-0001`.
     actor: Option<String>,
     /// Only rows at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Only rows before this instant (RFC 3339).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// The `next` cursor of the previous page: a `seq`.
     after: Option<i64>,
+    /// Most rows in the reply, 1 to 10,000; 100 when absent.
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<usize>,
 }
 
 /// One audit row as the reply carries it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AuditEntryBody<'a> {
+#[schema(as = AuditEntry)]
+pub(crate) struct AuditEntryBody<'a> {
+    /// The row's position in the trail and in the hash chain.
     seq: i64,
+    /// When the change was written, as stored.
     occurred_at: &'a str,
     actor: &'a str,
     action: &'a str,
     entity: &'a str,
     entity_id: &'a str,
+    #[schema(required = true)]
     trial_id: Option<&'a str>,
+    #[schema(required = true)]
     patient_id: Option<&'a str>,
+    #[schema(required = true)]
     submission_id: Option<&'a str>,
+    /// The entity before the change, exactly as stored.
+    #[schema(required = true, schema_with = crate::openapi::any_json_value)]
     before: Option<&'a RawValue>,
+    /// The entity after the change, exactly as stored.
+    #[schema(required = true, schema_with = crate::openapi::any_json_value)]
     after: Option<&'a RawValue>,
+    #[schema(required = true)]
     reason: Option<&'a str>,
+    #[schema(required = true)]
     request_id: Option<&'a str>,
+    /// The previous row's `hash`, in hex.
+    #[schema(required = true)]
     prev_hash: Option<String>,
+    /// SHA-256 over `prevHash` and this row's canonical content, in hex.
+    #[schema(required = true)]
     hash: Option<String>,
 }
 
+/// The errors of [`list`].
+pub(crate) struct AuditErrors;
+
+impl IntoResponses for AuditErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let errors = vec![
+            ApiError::Unauthorized,
+            ApiError::InvalidEnvelope(vec![
+                FieldError::query_parameter(PARAMETERS),
+                FieldError::query_value("from", EnvelopeProblem::InvalidDateTime),
+            ]),
+            ApiError::Unavailable,
+        ];
+        errors::responses(ErrorShape::Standard, Layers::Limited, errors)
+    }
+}
+
 /// Lists audit rows, oldest first, as `{"entries": [...], "next": seq | null}`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "listAuditTrail",
+    tag = "audit",
+    summary = "Read the audit trail",
+    description = "Audit rows in `seq` order with their hash chain, streamed. A database failure after the \
+        reply started ends the body early, so JSON that does not parse means the read failed. Needs the \
+        operator token.",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "One page of rows; pass `next` as `after` for the next.",
+            body = shapes::AuditPage),
+        AuditErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,

@@ -20,8 +20,15 @@ use epro_export::{CodebookFormat, Exporter, Format, HeaderStyle, Layout, Options
 use epro_forms::Trial;
 use epro_store::{ExportAudit, ExportCursor};
 
-use crate::error::{ApiError, EnvelopeProblem, FieldError};
+use std::collections::BTreeMap;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoParams, IntoResponses};
+
+use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
+use crate::openapi::errors::{self, Layers};
 use crate::routes::submissions::{authorize_operator, request_id};
 use crate::state::AppState;
 
@@ -47,7 +54,84 @@ pub(crate) fn authorize_export(state: &AppState, headers: &HeaderMap) -> Result<
     Ok("operator")
 }
 
+/// The query parameters of the export endpoint, for the OpenAPI document.
+/// The handler reads them as a list, so that it can report unknown and
+/// repeated parameters by name.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct ExportParams {
+    /// `csv` (the default), `ndjson` or `fhir` (NDJSON of FHIR `QuestionnaireResponse`).
+    format: Option<String>,
+    /// The `Epro-Next-Cursor` of an earlier export: only what was stored since.
+    since: Option<String>,
+    /// CSV only: `linkId` (the default) or `label` for column headers.
+    header: Option<String>,
+    /// CSV only, with `header=label`: `en` or `zh-CN`; the `Accept-Language` when absent.
+    label_language: Option<String>,
+    /// CSV only: `true` starts the file with a UTF-8 byte-order mark for Excel.
+    bom: Option<bool>,
+}
+
+/// The query parameters of the codebook endpoint, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct CodebookParams {
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
+/// The errors of [`export`] and [`codebook`].
+pub(crate) struct ExportErrors;
+
+impl IntoResponses for ExportErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let errors = vec![
+            ApiError::Unauthorized,
+            ApiError::InvalidEnvelope(vec![
+                FieldError::query_option("format", EnvelopeProblem::InvalidOption { allowed: Format::NAMES }),
+                FieldError::query_option("since", EnvelopeProblem::InvalidCursor),
+                FieldError::query_option("bom", EnvelopeProblem::CsvOnly { format: "ndjson" }),
+                FieldError::query_option("cursor", EnvelopeProblem::UnknownParameter { accepted: EXPORT_PARAMETERS }),
+                FieldError::query_option("format", EnvelopeProblem::DuplicateParameter),
+            ]),
+            ApiError::UnknownTrial { trial_id: "demo".to_owned() },
+            ApiError::UnknownForm { trial_id: "demo".to_owned(), form_id: "phq9".to_owned() },
+            ApiError::Unavailable,
+        ];
+        errors::responses(ErrorShape::Standard, Layers::Limited, errors)
+    }
+}
+
 /// Streams the submissions of one form.
+#[utoipa::path(
+    get,
+    path = "/v1/trials/{trial_id}/forms/{form_id}/export",
+    operation_id = "exportSubmissions",
+    tag = "exports",
+    summary = "Export a form's submissions",
+    description = "Streams one row (CSV) or line (NDJSON, FHIR NDJSON) per submission version, in commit \
+        order. The `Epro-Next-Cursor` reply header holds the cursor to pass as `since` next time; keep it only \
+        after reading the whole body, because a database failure mid-stream ends the body early. Writes one \
+        audit row. Needs the operator token.",
+    params(
+        ("trial_id" = String, Path, description = "The trial's id, such as `demo`."),
+        ("form_id" = String, Path, description = "The form's id within the trial, such as `phq9`."),
+        ExportParams,
+    ),
+    responses(
+        (status = 200, description = "The export, streamed.",
+            headers(("Epro-Next-Cursor" = String, description = "The cursor of the next incremental export.")),
+            content(
+                (String = "text/csv"),
+                (String = "application/x-ndjson"),
+                (String = "application/fhir+ndjson"),
+            )),
+        ExportErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn export(
     State(state): State<AppState>,
     Path((trial_id, form_id)): Path<(String, String)>,
@@ -119,6 +203,26 @@ fn chunks(
 }
 
 /// Returns the codebook of one form.
+#[utoipa::path(
+    get,
+    path = "/v1/trials/{trial_id}/forms/{form_id}/codebook",
+    operation_id = "getCodebook",
+    tag = "exports",
+    summary = "Describe a form's export columns",
+    description = "Every item of every published version with its type, labels in both languages, answer \
+        codes and ordinal values, so that an export can be read without the form file. Needs the operator token.",
+    params(
+        ("trial_id" = String, Path, description = "The trial's id, such as `demo`."),
+        ("form_id" = String, Path, description = "The form's id within the trial, such as `phq9`."),
+        CodebookParams,
+    ),
+    responses(
+        (status = 200, description = "The codebook.",
+            content((Object = "application/json"), (String = "text/csv"))),
+        ExportErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn codebook(
     State(state): State<AppState>,
     Path((trial_id, form_id)): Path<(String, String)>,

@@ -7,6 +7,8 @@
 //! query waits for site staff, the way EDC systems raise discrepancy notes.
 //! Queries are never deleted; every status change is kept with its comment.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -14,36 +16,53 @@ use epro_store::{DataQuery, QueryFilter, QueryStatus, QueryStatusChange, QueryUp
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::body::{self, SEED_MEDIA_TYPES};
-use crate::error::{ApiError, EnvelopeProblem, FieldError};
+use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
 use crate::messages;
+use crate::openapi::errors::{self, Layers};
+use crate::openapi::shapes;
 use crate::routes::submissions::{authorize_operator, request_id};
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.
 const LIST_PARAMETERS: &[&str] = &["status", "formId", "patientId", "item", "after", "limit"];
 
+/// The fields of a status change; any other is `unknown_field`.
+pub(crate) const STATUS_CHANGE_FIELDS: &[&str] = &["status", "comment"];
+
 /// Most queries returned by one list request.
 const MAX_PAGE: usize = 500;
 
 /// Filters of the list endpoint, all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only queries with this status: `open`, `answered` or `closed`.
+    #[param(pattern = "^(open|answered|closed)$")]
     status: Option<String>,
+    /// Only queries on submissions of this form.
     form_id: Option<String>,
+    /// Only queries on this patient's submissions.
     patient_id: Option<String>,
+    /// Only queries on this item (`linkId`) or score.
     item: Option<String>,
     /// The `next` cursor of the previous page.
     after: Option<String>,
+    /// Most queries in the reply, 1 to 500; 100 when absent.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
 /// One data query as site staff and operators read it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DataQuery)]
 pub struct QueryBody {
     query_id: String,
     submission_id: String,
@@ -51,14 +70,22 @@ pub struct QueryBody {
     form_id: String,
     form_version: String,
     patient_id: String,
+    /// The item's `linkId` (or the score's name) the query is about.
     item: String,
+    /// `rule_violated` or `score_mismatch`.
     code: String,
+    /// The rule's key or the score's name.
     rule: String,
     /// The message parameters, as stored.
+    #[schema(value_type = Object)]
     params: Box<RawValue>,
     /// The query's text in the caller's language.
     message: String,
+    /// `open`, `answered` or `closed`.
+    #[schema(schema_with = query_status_schema)]
     status: &'static str,
+    /// What raised the query: validation at intake, or `epro revalidate`.
+    #[schema(schema_with = query_origin_schema)]
     origin: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -66,14 +93,57 @@ pub struct QueryBody {
     updated_at: OffsetDateTime,
 }
 
-#[derive(Serialize)]
+/// A page of data queries.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DataQueryPage)]
 pub struct ListBody {
     queries: Vec<QueryBody>,
     /// Pass as `after` to read the next page; `null` on the last page.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
+fn query_status_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::string_enum(&["open", "answered", "closed"])
+}
+
+fn query_origin_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::string_enum(&["intake", "revalidation"])
+}
+
+/// The errors of [`list`].
+pub(crate) struct ListErrors;
+
+impl IntoResponses for ListErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let errors = vec![
+            ApiError::Unauthorized,
+            ApiError::InvalidEnvelope(vec![
+                FieldError::query_parameter(LIST_PARAMETERS),
+                FieldError::envelope("status", EnvelopeProblem::InvalidQueryStatus),
+            ]),
+            errors::unknown_trial(),
+            ApiError::Unavailable,
+        ];
+        errors::responses(ErrorShape::Standard, Layers::Limited, errors)
+    }
+}
+
 /// Lists a trial's data queries, oldest first, with optional filters.
+#[utoipa::path(
+    get,
+    path = "/v1/trials/{trial_id}/queries",
+    operation_id = "listDataQueries",
+    tag = "data queries",
+    summary = "List a trial's data queries",
+    description = "Oldest first, with each query's message in the caller's language. Needs the operator token.",
+    params(("trial_id" = String, Path, description = "The trial's id."), ListParams),
+    responses(
+        (status = 200, description = "One page of queries; pass `next` as `after` for the next.", body = ListBody),
+        ListErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(trial_id): Path<String>,
@@ -132,7 +202,7 @@ fn parse_status_change(bytes: &[u8]) -> Result<StatusChange, ApiError> {
     };
 
     let mut errors = Vec::new();
-    for name in fields.keys().filter(|name| !matches!(name.as_str(), "status" | "comment")) {
+    for name in fields.keys().filter(|name| !STATUS_CHANGE_FIELDS.contains(&name.as_str())) {
         errors.push(FieldError::envelope(name, EnvelopeProblem::UnknownField));
     }
     let mut text = |name: &str| match fields.get(name) {
@@ -154,7 +224,44 @@ fn parse_status_change(bytes: &[u8]) -> Result<StatusChange, ApiError> {
     }
 }
 
+/// The errors of [`change_status`].
+pub(crate) struct ChangeStatusErrors;
+
+impl IntoResponses for ChangeStatusErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let mut errors = vec![ApiError::Unauthorized];
+        errors.extend(errors::body_errors(SEED_MEDIA_TYPES));
+        errors.extend([
+            ApiError::InvalidEnvelope(vec![
+                FieldError::envelope("status", EnvelopeProblem::InvalidQueryStatus),
+                FieldError::envelope("comment", EnvelopeProblem::Missing),
+            ]),
+            ApiError::QueryNotFound,
+            ApiError::QueryUnchanged { status: "closed" },
+        ]);
+        errors.extend(errors::store_write_errors());
+        errors::responses(ErrorShape::Standard, Layers::Limited, errors)
+    }
+}
+
 /// Changes a query's status (`open`, `answered`, `closed`) with a comment.
+#[utoipa::path(
+    post,
+    path = "/v1/queries/{query_id}/status",
+    operation_id = "changeDataQueryStatus",
+    tag = "data queries",
+    summary = "Change a data query's status",
+    description = "Keeps every change with its comment; queries are never deleted. Needs the operator token.",
+    params(("query_id" = String, Path, description = "The query's id from a receipt or a list.")),
+    request_body(
+        content((shapes::QueryStatusChange = "application/json", example = shapes::query_status_example)),
+    ),
+    responses(
+        (status = 200, description = "The query with its new status.", body = QueryBody),
+        ChangeStatusErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn change_status(
     State(state): State<AppState>,
     Path(query_id): Path<String>,

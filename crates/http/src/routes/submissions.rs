@@ -1,6 +1,8 @@
 //! `POST /v1/trials/{trialId}/forms/{formId}/submissions` and
 //! `GET /v1/submissions/{submissionId}`.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -8,25 +10,51 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response as ResponseDoc;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
+
 use crate::body::{self, MediaType, SUBMISSION_MEDIA_TYPES};
 use crate::envelope;
-use crate::error::ApiError;
-use crate::intake::{self, Disposition, Target};
+use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
+use crate::intake::{self, Disposition, ReceiptBody, Target};
 use crate::language::Language;
+use crate::openapi::errors::{self, Layers};
+use crate::openapi::shapes;
 use crate::routes::queries::{QueryBody, query_body};
 use crate::state::AppState;
 
 /// Query parameters of the submission endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
-    /// Patient of a `QuestionnaireResponse` that has no `subject`.
+    /// The patient of a FHIR `QuestionnaireResponse` that has no `subject`;
+    /// must agree with `subject` when both are sent.
     patient_id: Option<String>,
+}
+
+/// The errors of [`submit`].
+pub(crate) struct SubmitErrors;
+
+impl IntoResponses for SubmitErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let invalid = vec![
+            FieldError::envelope("completedAt", EnvelopeProblem::MissingOffset),
+            FieldError::envelope("submissionId", EnvelopeProblem::InvalidSubmissionId { uuid_only: true }),
+        ];
+        errors::responses(
+            ErrorShape::Standard,
+            Layers::Limited,
+            errors::submission_errors(SUBMISSION_MEDIA_TYPES, invalid),
+        )
+    }
 }
 
 /// Accepts one submission in the native envelope (`application/json`) or
@@ -34,6 +62,36 @@ pub struct SubmitQuery {
 ///
 /// Replies 201 with a receipt when stored, 200 with the original receipt
 /// for an identical replay.
+#[utoipa::path(
+    post,
+    path = "/v1/trials/{trial_id}/forms/{form_id}/submissions",
+    operation_id = "submitAnswers",
+    tag = "submissions",
+    summary = "Submit one answer set",
+    description = "Validates every answer against the form and stores the submission with its scores, data \
+        queries, audit row and outbox event in one transaction, or rejects it with every finding listed. \
+        Retrying with the same `submissionId` (FHIR: `identifier.value` or `id`) is always safe: the same \
+        content returns the original receipt with 200, other content 409.",
+    params(
+        ("trial_id" = String, Path, description = "The trial's id, such as `demo`."),
+        ("form_id" = String, Path, description = "The form's id within the trial, such as `phq9`."),
+        SubmitQuery,
+    ),
+    request_body(
+        description = "The native envelope, or a FHIR R4 `QuestionnaireResponse`. May be gzip-compressed.",
+        content(
+            (shapes::NativeSubmission = "application/json", example = shapes::native_example),
+            (shapes::FhirQuestionnaireResponse = "application/fhir+json", example = shapes::fhir_example),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored. Keep the receipt as proof.", body = ReceiptBody,
+            example = receipt_example),
+        (status = 200, description = "An identical submission with this id was already stored: its original \
+            receipt. Nothing new was stored.", body = ReceiptBody),
+        SubmitErrors,
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     Path((trial_id, form_id)): Path<(String, String)>,
@@ -65,9 +123,10 @@ pub async fn submit(
 }
 
 /// A stored submission as an operator reads it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct StoredBody {
+#[schema(as = StoredSubmission)]
+pub(crate) struct StoredBody {
     submission_id: String,
     trial_id: String,
     form_id: String,
@@ -79,20 +138,56 @@ struct StoredBody {
     #[serde(with = "time::serde::rfc3339")]
     received_at: OffsetDateTime,
     /// `native`, `fhir` or `seed`: which envelope `received` came in.
+    #[schema(schema_with = source_schema)]
     source: &'static str,
-    /// The answers exactly as received, byte for byte.
+    /// The answers exactly as received, byte for byte: the `answers`
+    /// object, the content of `formContent`, or the whole
+    /// `QuestionnaireResponse`.
+    #[schema(value_type = Object)]
     received: Box<RawValue>,
-    /// The answers as validated and normalized.
+    /// The answers as validated and normalized, keyed by `linkId`.
+    #[schema(value_type = Object)]
     answers: Box<RawValue>,
-    /// Scores computed on the server at intake: `[{name, value, sent}]`.
+    /// Scores computed on the server at intake.
+    #[schema(value_type = Vec<shapes::Score>)]
     scores: Box<RawValue>,
     /// `accepted` or `accepted_with_queries`.
+    #[schema(schema_with = crate::intake::receipt_status_schema)]
     status: &'static str,
     /// Data queries on this submission, with their current status.
     queries: Vec<QueryBody>,
 }
 
+fn source_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::string_enum(&["native", "fhir", "seed"])
+}
+
+/// The errors of [`get`].
+pub(crate) struct GetErrors;
+
+impl IntoResponses for GetErrors {
+    fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
+        let errors = vec![ApiError::Unauthorized, ApiError::SubmissionNotFound, ApiError::Unavailable];
+        errors::responses(ErrorShape::Standard, Layers::Limited, errors)
+    }
+}
+
 /// Returns a stored submission to an operator holding the bearer token.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{submission_id}",
+    operation_id = "getSubmission",
+    tag = "submissions",
+    summary = "Read a stored submission",
+    description = "Returns the submission with the answers as received and as normalized, the server's \
+        scores, and its data queries with their messages in the caller's language. Needs the operator token.",
+    params(("submission_id" = String, Path, description = "The submission id of the receipt.")),
+    responses(
+        (status = 200, description = "The stored submission.", body = StoredBody),
+        GetErrors,
+    ),
+    security(("operatorToken" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(submission_id): Path<String>,
@@ -156,4 +251,17 @@ pub(crate) fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Resul
 /// Returns the request id that the request-id layer set on the request.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
     headers.get("x-request-id").and_then(|value| value.to_str().ok()).map(str::to_owned)
+}
+
+/// The receipt of the README's first request.
+fn receipt_example() -> serde_json::Value {
+    json!({
+        "submissionId": errors::EXAMPLE_SUBMISSION_ID,
+        "trialId": "demo",
+        "formId": "phq9",
+        "formVersion": "1",
+        "receivedAt": "2026-12-04T12:15:01.123Z",
+        "status": "accepted",
+        "queries": [],
+    })
 }

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::reader::compact_json;
+use crate::audit::AuditEntry;
 use crate::columns::with_offset_seconds;
 use crate::model::{ExportAudit, ExportCursor, ExportPage, ExportRow, Key, Mark, RowKey};
-use crate::audit::AuditEntry;
 use crate::writer::EXPORT_CREATED;
 
 /// Returns a fresh snapshot as the mark: its `xmax` and its running transactions.
