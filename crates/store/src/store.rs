@@ -3,8 +3,10 @@
 //! (`crate::postgres`). Both offer the same operations with the same results, so each
 //! method here only hands the call to the backend that is open.
 //!
-//! The methods for data queries and revalidation are in `store::rules`.
+//! The methods for data queries and revalidation are in `store::rules`, those for
+//! alerts in `store::alerts`.
 
+mod alerts;
 mod audit;
 mod rules;
 
@@ -187,7 +189,7 @@ macro_rules! dispatch {
     };
 }
 
-// `store::rules` calls it too.
+// `store::rules`, `store::alerts` and `store::audit` call it too.
 use dispatch;
 
 impl fmt::Debug for Store {

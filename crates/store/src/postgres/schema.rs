@@ -39,6 +39,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0004_audit_reason.sql"),
     },
     Migration { version: 5, name: "audit_chain", sql: include_str!("../../migrations/postgres/0005_audit_chain.sql") },
+    Migration { version: 6, name: "alerts", sql: include_str!("../../migrations/postgres/0006_alerts.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

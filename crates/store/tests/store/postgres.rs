@@ -45,12 +45,13 @@ async fn migrations_run_once_concurrently() {
     }
 
     let versions = database.rows("SELECT version, name FROM epro_schema_migrations ORDER BY version").await;
-    let expected: Vec<Vec<Option<String>>> = ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain"]
-        .iter()
-        .take(SCHEMA_VERSION as usize)
-        .enumerate()
-        .map(|(index, name)| vec![Some((index + 1).to_string()), Some((*name).to_owned())])
-        .collect();
+    let expected: Vec<Vec<Option<String>>> =
+        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "alerts"]
+            .iter()
+            .take(SCHEMA_VERSION as usize)
+            .enumerate()
+            .map(|(index, name)| vec![Some((index + 1).to_string()), Some((*name).to_owned())])
+            .collect();
     assert_eq!(versions, expected);
     assert_eq!(stores.len(), 4);
     for store in &stores {
@@ -96,6 +97,7 @@ async fn append_only_tables_reject_truncate() {
         ("derived_records", "derived_records is append-only: truncate rejected"),
         ("data_query_events", "data_query_events is append-only: truncate rejected"),
         ("data_queries", "data_queries are never deleted: truncate rejected"),
+        ("alerts", "alerts are never deleted: truncate rejected"),
         ("submissions", "submissions is append-only: truncate rejected"),
     ] {
         let error = test.rejected(&format!("TRUNCATE {table} CASCADE")).await;

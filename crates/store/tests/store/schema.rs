@@ -196,7 +196,7 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     assert_eq!(stored.completed_at.offset().whole_seconds(), 28800);
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert!(
         matches!(verification, AuditVerification::Intact { entries: 2, .. }),
         "the old audit row is chained before the new one: {verification:?}"
