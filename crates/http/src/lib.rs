@@ -12,7 +12,8 @@
 //! - [`router`] builds the whole application and [`ops_router`] the
 //!   operations endpoints alone; tests drive them without a socket.
 //! - `routes/`: one module per resource (`submissions`, `collection` for the
-//!   seed-compatible endpoint, `queries`, `health`, `metrics`).
+//!   seed-compatible endpoint, `queries`, `alerts`, `outbox`, `audit`,
+//!   `health`, `metrics`).
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -65,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/submissions/{submission_id}", get(routes::submissions::get))
         .route("/v1/trials/{trial_id}/queries", get(routes::queries::list))
         .route("/v1/queries/{query_id}/status", post(routes::queries::change_status))
+        .route("/v1/trials/{trial_id}/alerts", get(routes::alerts::list))
+        .route("/v1/alerts/{alert_id}/acknowledge", post(routes::alerts::acknowledge))
         .route("/v1/outbox/dead-letters", get(routes::outbox::dead_letters))
         .route("/v1/audit", get(routes::audit::list))
         .route("/api/collection/submit", post(routes::collection::submit))
