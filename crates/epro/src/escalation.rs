@@ -13,6 +13,7 @@ use std::time::Duration;
 use epro_http::Metrics;
 use epro_store::Store;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -64,12 +65,13 @@ async fn escalate_overdue(store: &Store, metrics: &Metrics, batch_size: usize, s
 
         for alert in &escalated {
             metrics.record_alert_escalated(&alert.trial_id);
+            let due_at = alert.due_at.format(&Rfc3339).unwrap_or_else(|_| alert.due_at.to_string());
             tracing::warn!(
                 alert_id = %alert.alert_id,
                 trial_id = %alert.trial_id,
                 rule = %alert.rule,
                 severity = %alert.severity,
-                due_at = %alert.due_at,
+                due_at,
                 "Alert escalated: not acknowledged in time"
             );
         }
