@@ -30,6 +30,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// `[http]`: the listener and the limits on requests.
@@ -165,6 +166,20 @@ pub struct AuthConfig {
     pub operator_token: Option<SecretString>,
 }
 
+/// `[alerts]`: the escalation of alerts that site staff did not acknowledge
+/// in time. Each trial file sets its own deadline; these keys set how the
+/// server looks for alerts past it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often `epro serve` looks for open alerts past their due time. An
+    /// alert escalates at most this long after it is due.
+    pub escalation_interval_seconds: u64,
+    /// Most alerts escalated in one transaction. A run takes batches until
+    /// one comes back smaller.
+    pub escalation_batch_size: usize,
+}
+
 /// `[telemetry]`: logging and metrics.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +231,7 @@ struct Defaults {
     outbox: OutboxConfig,
     auth: AuthConfig,
     telemetry: TelemetryConfig,
+    alerts: AlertsConfig,
 }
 
 impl Default for Defaults {
@@ -260,6 +276,7 @@ impl Default for Defaults {
                 metrics_listen: None,
                 rejection_log_interval_seconds: 10,
             },
+            alerts: AlertsConfig { escalation_interval_seconds: 30, escalation_batch_size: 100 },
         }
     }
 }
@@ -360,6 +377,14 @@ impl Config {
         }
     }
 
+    /// Returns the settings of the alert escalation task.
+    pub fn escalation(&self) -> crate::escalation::EscalationConfig {
+        crate::escalation::EscalationConfig {
+            interval: Duration::from_secs(self.alerts.escalation_interval_seconds),
+            batch_size: self.alerts.escalation_batch_size,
+        }
+    }
+
     /// Returns the relay settings as durations, for an instance whose HTTP
     /// listener is bound to `port`.
     pub fn relay(&self, port: u16) -> epro_outbox::RelayConfig {
@@ -407,6 +432,8 @@ impl Config {
             ("outbox.batch_size", self.outbox.batch_size),
             ("outbox.lease_seconds", self.outbox.lease_seconds as usize),
             ("outbox.dead_letter_after_rejections", self.outbox.dead_letter_after_rejections as usize),
+            ("alerts.escalation_interval_seconds", self.alerts.escalation_interval_seconds as usize),
+            ("alerts.escalation_batch_size", self.alerts.escalation_batch_size),
         ];
         for (key, value) in limits {
             anyhow::ensure!(value > 0, "{key} must be greater than 0");
@@ -642,6 +669,20 @@ mod tests {
     }
 
     #[test]
+    fn load_reads_alert_escalation_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = Config::load(&write(dir.path(), "[trials]\ndirectory = \"t\"\n")).unwrap();
+        let text =
+            "[trials]\ndirectory = \"t\"\n[alerts]\nescalation_interval_seconds = 5\nescalation_batch_size = 7\n";
+        let chosen = Config::load(&write(dir.path(), text)).unwrap();
+
+        assert_eq!(default.escalation().interval, Duration::from_secs(30));
+        assert_eq!(default.escalation().batch_size, 100);
+        assert_eq!(chosen.escalation().interval, Duration::from_secs(5));
+        assert_eq!(chosen.escalation().batch_size, 7);
+    }
+
+    #[test]
     fn admission_burst_defaults_to_rate() {
         let dir = tempfile::tempdir().unwrap();
         let text = "[trials]\ndirectory = \"t\"\n[http]\nrate_limit_per_ip_per_second = 5\n\
@@ -671,6 +712,8 @@ mod tests {
             ("[http]\nrequest_timeout_seconds = 0\n", "http.request_timeout_seconds"),
             ("[http]\nheader_read_timeout_seconds = 0\n", "http.header_read_timeout_seconds"),
             ("[telemetry]\nrejection_log_interval_seconds = 0\n", "telemetry.rejection_log_interval_seconds"),
+            ("[alerts]\nescalation_interval_seconds = 0\n", "alerts.escalation_interval_seconds"),
+            ("[alerts]\nescalation_batch_size = 0\n", "alerts.escalation_batch_size"),
         ];
         for (section, key) in cases {
             let dir = tempfile::tempdir().unwrap();

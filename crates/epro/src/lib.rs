@@ -11,6 +11,8 @@
 //! - [`catalog`]: loads trials and forms from the trials directory.
 //! - [`startup`]: builds the server, then runs it until shutdown.
 //! - [`server`]: the HTTP accept loop with its header timeout and drain.
+//! - [`escalation`]: the task that escalates alerts nobody acknowledged in
+//!   time.
 //! - [`forms_check`]: the `epro forms check` report.
 //! - [`revalidate`]: `epro revalidate`, current rules over stored submissions.
 //! - [`outbox_cli`]: `epro outbox`, dead letters and replays.
@@ -25,6 +27,7 @@ pub mod audit_cli;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod escalation;
 pub mod export_cli;
 pub mod forms_check;
 pub mod outbox_cli;

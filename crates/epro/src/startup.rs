@@ -1,8 +1,8 @@
 //! Building and running the server. [`Application::build`] does everything
 //! that can fail before serving (load trials, open and migrate the
 //! database, open the sink, bind the ports) and reports the bound address;
-//! [`Application::run`] serves HTTP and runs the outbox relay until the
-//! shutdown token fires, then drains both. The API tests use the same two
+//! [`Application::run`] serves HTTP and runs the outbox relay and the alert
+//! escalation until the shutdown token fires, then drains them. The API tests use the same two
 //! steps.
 
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog;
 use crate::config::Config;
+use crate::escalation::{self, EscalationConfig};
 use crate::server::{self, Drained, ServeOptions};
 
 /// How often histogram samples are moved into their buckets, so they cannot
@@ -37,6 +38,7 @@ pub struct Application {
     state: AppState,
     sink: Arc<dyn epro_outbox::Sink>,
     relay: RelayConfig,
+    escalation: EscalationConfig,
     timing: ShutdownTiming,
     header_read_timeout: Duration,
 }
@@ -123,6 +125,7 @@ impl Application {
             state,
             sink,
             relay: config.relay(port),
+            escalation: config.escalation(),
             timing: ShutdownTiming {
                 readiness_delay: Duration::from_secs(config.http.shutdown_readiness_delay_seconds),
                 drain_timeout: Duration::from_secs(config.http.shutdown_timeout_seconds),
@@ -158,20 +161,29 @@ impl Application {
     ///    refused;
     /// 2. the listener closes, and requests in flight finish within
     ///    `http.shutdown_timeout_seconds`;
-    /// 3. the relay stops after its current batch;
+    /// 3. the alert escalation stops after its current batch, then the relay
+    ///    after its own; events still pending go out after the next start;
     /// 4. the store commits everything already queued, so no submission
     ///    that was accepted into the queue is lost;
     /// 5. the operations listener closes last, so probes see every phase.
     ///
     /// # Errors
     ///
-    /// Fails when the HTTP server or the relay fails on its own.
+    /// Fails when the HTTP server or the relay fails on its own, or the
+    /// escalation task panics.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { listener, ops_listener, state, sink, relay, timing, header_read_timeout } = self;
+        let Application { listener, ops_listener, state, sink, relay, escalation, timing, header_read_timeout } = self;
         let store = state.store.clone();
 
         let relay_stop = CancellationToken::new();
         let relay_task = tokio::spawn(epro_outbox::run_relay(store.clone(), sink, relay, relay_stop.clone()));
+        let escalation_stop = CancellationToken::new();
+        let escalation_task = tokio::spawn(escalation::run_escalation(
+            store.clone(),
+            state.metrics.clone(),
+            escalation,
+            escalation_stop.clone(),
+        ));
         let upkeep_stop = CancellationToken::new();
         let upkeep_task = tokio::spawn(run_metrics_upkeep(state.metrics.clone(), upkeep_stop.clone()));
 
@@ -220,6 +232,11 @@ impl Application {
                 Ok(())
             }
         };
+
+        // The escalation writes to the store, so it stops before the store
+        // closes; a batch under way commits first.
+        escalation_stop.cancel();
+        escalation_task.await.context("alert escalation panicked")?;
 
         // Stop the relay before the store: it finishes its current batch and
         // marks it delivered, so a clean stop never sends an event twice.

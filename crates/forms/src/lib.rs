@@ -52,7 +52,7 @@ pub use model::{
     Item, ItemType, Language, OptionValue, Pattern, RuleDefinition, Unit,
 };
 pub use trial::{
-    Catalog, Localized, LookupError, PublishedForm, RuleTranslation, Trial, TrialAlert, TrialFile, TrialFormEntry,
-    TrialScore, attach_trial_rules, parse_trial_file,
+    AlertPolicy, Catalog, Localized, LookupError, PublishedForm, RuleTranslation, Trial, TrialAlert, TrialFile,
+    TrialFormEntry, TrialScore, attach_trial_rules, parse_trial_file,
 };
 pub use validate::{Alert, Checked, Expected, Finding, Hint, Problem, Score, Severity, check_fhir_items, check_native};

@@ -321,6 +321,12 @@ impl Form {
         }
     }
 
+    /// Returns the text for site staff of the alert rule `rule` that a
+    /// trial file attached to this form, or `None` when it has no such rule.
+    pub fn alert_message(&self, rule: &str) -> Option<&crate::trial::Localized> {
+        self.rule_set.alert_message(rule)
+    }
+
     /// Finds an item anywhere in the form by its linkId.
     pub fn item(&self, link_id: &str) -> Option<&Item> {
         let path = self.index.get(link_id)?;

@@ -13,8 +13,12 @@
 //! site staff, such as a positive PHQ-9 item 9. `[[forms.messages]]` give
 //! Simplified Chinese texts for the English-only messages of FHIR
 //! `targetConstraint`s. [`attach_trial_rules`] compiles them into the form.
+//!
+//! The optional `[alerts]` table sets how long site staff have to
+//! acknowledge an alert before it escalates ([`AlertPolicy`]).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use toml::{Table, Value};
 
@@ -29,6 +33,43 @@ pub struct TrialFile {
     pub title: Localized,
     /// Forms in file order. For each form id, the last entry is current.
     pub forms: Vec<TrialFormEntry>,
+    /// The `[alerts]` table, or the defaults when the file has none.
+    pub alerts: AlertPolicy,
+}
+
+/// How site staff handle the alerts of one trial: the `[alerts]` table of a
+/// trial file.
+///
+/// ```toml
+/// [alerts]
+/// acknowledge_within_minutes = 60
+/// ```
+///
+/// `acknowledge_within_seconds` may stand in place of the minutes, for
+/// tests and drills that cannot wait a minute. A file gives at most one of
+/// the two, as a whole number from 1 up to a year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertPolicy {
+    /// Time from raising an alert to its escalation, unless site staff
+    /// acknowledge it first.
+    pub acknowledge_within: Duration,
+}
+
+impl AlertPolicy {
+    /// Deadline of a trial file without `[alerts]`: one hour, so an alert
+    /// that nobody at the site has seen reaches the escalation contact on
+    /// the same day.
+    pub const DEFAULT_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(60 * 60);
+
+    /// Longest deadline accepted: one year. A longer one is a typo, and
+    /// would push due times beyond what the store's timestamps hold.
+    pub const MAX_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy { acknowledge_within: Self::DEFAULT_ACKNOWLEDGE_WITHIN }
+    }
 }
 
 /// One `[[forms]]` entry of a trial file.
@@ -107,6 +148,8 @@ pub struct Trial {
     pub title: Localized,
     /// Forms in trial-file order.
     pub forms: Vec<PublishedForm>,
+    /// The trial's `[alerts]` table.
+    pub alerts: AlertPolicy,
 }
 
 /// One version of a form as published in a trial.
@@ -230,7 +273,7 @@ impl Trial {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Trial { id: file.id, title: file.title, forms: published })
+        Ok(Trial { id: file.id, title: file.title, forms: published, alerts: file.alerts })
     }
 
     /// Finds a form by id, and by version when one is given. Without a
@@ -338,7 +381,7 @@ impl Parser {
     }
 
     fn trial(&mut self, table: &Table) -> Option<TrialFile> {
-        self.reject_unknown_keys(table, &["id", "title", "forms"], "");
+        self.reject_unknown_keys(table, &["id", "title", "forms", "alerts"], "");
         let id = self.id(table, "id", "id");
         let title = self.required_localized(table.get("title"), "title");
         let forms = match table.get("forms") {
@@ -352,7 +395,56 @@ impl Parser {
                 Vec::new()
             }
         };
-        Some(TrialFile { id: id?, title: title?, forms })
+        let alerts = self.alert_policy(table.get("alerts"));
+        Some(TrialFile { id: id?, title: title?, forms, alerts: alerts? })
+    }
+
+    /// Reads the `[alerts]` table, or returns the defaults when it is absent.
+    fn alert_policy(&mut self, value: Option<&Value>) -> Option<AlertPolicy> {
+        let Some(value) = value else {
+            return Some(AlertPolicy::default());
+        };
+        let Some(table) = value.as_table() else {
+            self.error("alerts", "alerts must be a table, written [alerts]");
+            return None;
+        };
+        self.reject_unknown_keys(table, &["acknowledge_within_minutes", "acknowledge_within_seconds"], "alerts");
+
+        let minutes = self.deadline(table, "acknowledge_within_minutes", 60);
+        let seconds = self.deadline(table, "acknowledge_within_seconds", 1);
+        match (minutes, seconds) {
+            (Ok(Some(_)), Ok(Some(_))) => {
+                self.error("alerts", "give acknowledge_within_minutes or acknowledge_within_seconds, not both");
+                None
+            }
+            (Ok(Some(deadline)), Ok(None)) | (Ok(None), Ok(Some(deadline))) => {
+                Some(AlertPolicy { acknowledge_within: deadline })
+            }
+            (Ok(None), Ok(None)) => Some(AlertPolicy::default()),
+            _ => None,
+        }
+    }
+
+    /// Reads the deadline under `key`, counted in units of `unit_seconds`:
+    /// `Ok(None)` when absent, `Err(())` after reporting a value that is not
+    /// a whole number from 1 up to [`AlertPolicy::MAX_ACKNOWLEDGE_WITHIN`].
+    fn deadline(&mut self, table: &Table, key: &str, unit_seconds: u64) -> Result<Option<Duration>, ()> {
+        let path = format!("alerts.{key}");
+        let Some(value) = table.get(key) else {
+            return Ok(None);
+        };
+        let Some(count) = value.as_integer() else {
+            self.error(path, format!("{key} must be a whole number, such as {key} = 60"));
+            return Err(());
+        };
+        let max = AlertPolicy::MAX_ACKNOWLEDGE_WITHIN.as_secs() / unit_seconds;
+        match u64::try_from(count) {
+            Ok(count) if (1..=max).contains(&count) => Ok(Some(Duration::from_secs(count * unit_seconds))),
+            _ => {
+                self.error(path, format!("{key} is {count}, but must be from 1 to {max} (one year)"));
+                Err(())
+            }
+        }
     }
 
     fn forms(&mut self, entries: &[Value]) -> Vec<TrialFormEntry> {

@@ -49,6 +49,10 @@ pub enum ApiError {
     QueryNotFound,
     /// The query already has the requested status.
     QueryUnchanged { status: &'static str },
+    /// No alert has this id.
+    AlertNotFound,
+    /// The alert was acknowledged before; an acknowledgement is final.
+    AlertAlreadyAcknowledged { acknowledged_at: Option<time::OffsetDateTime> },
     /// No route matches the path.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -70,6 +74,10 @@ pub enum ApiError {
     /// The answers (or the completion time) failed validation. Every
     /// finding is listed.
     Validation(Vec<FieldError>),
+    /// The body is a well-formed JSON object, but fields of it are missing
+    /// or invalid, such as a blank acknowledgement comment. Every finding is
+    /// listed, and nothing was changed.
+    InvalidFields(Vec<FieldError>),
     /// A capacity limit is full: requests in flight
     /// ([`Limit::Concurrency`]) or the store's queue ([`Limit::StoreQueue`]).
     /// Nothing was stored; the client should retry later.
@@ -146,6 +154,12 @@ pub enum EnvelopeProblem {
     FormRequired { form_ids: Vec<String> },
     /// A query status other than `open`, `answered` or `closed`.
     InvalidQueryStatus,
+    /// An alert status other than `open` or `acknowledged`.
+    InvalidAlertStatus,
+    /// A text field that holds only spaces, tabs or line breaks.
+    Blank,
+    /// A text field longer than `max_length` characters.
+    TooLong { max_length: usize },
     /// Query parameters of a list request that do not parse; `accepted`
     /// lists the ones the endpoint takes.
     InvalidQueryParameters { accepted: &'static [&'static str] },
@@ -237,6 +251,9 @@ impl EnvelopeProblem {
             EnvelopeProblem::UnsupportedStatus { .. } => "unsupported_status",
             EnvelopeProblem::FormRequired { .. } => "form_required",
             EnvelopeProblem::InvalidQueryStatus => "invalid_query_status",
+            EnvelopeProblem::InvalidAlertStatus => "invalid_alert_status",
+            EnvelopeProblem::Blank => "blank",
+            EnvelopeProblem::TooLong { .. } => "too_long",
             EnvelopeProblem::InvalidQueryParameters { .. } => "invalid_query_parameters",
             EnvelopeProblem::NumberOutOfRange => "number_out_of_range",
             EnvelopeProblem::DuplicateKey => "duplicate_key",
@@ -267,14 +284,17 @@ impl ApiError {
             | ApiError::UnknownVersion { .. }
             | ApiError::SubmissionNotFound
             | ApiError::QueryNotFound
+            | ApiError::AlertNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } | ApiError::AlertAlreadyAcknowledged { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::TimedOut { .. }
@@ -298,6 +318,8 @@ impl ApiError {
             ApiError::SubmissionNotFound => "submission_not_found",
             ApiError::QueryNotFound => "query_not_found",
             ApiError::QueryUnchanged { .. } => "query_status_unchanged",
+            ApiError::AlertNotFound => "alert_not_found",
+            ApiError::AlertAlreadyAcknowledged { .. } => "alert_already_acknowledged",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "submission_conflict",
@@ -307,6 +329,7 @@ impl ApiError {
             ApiError::InvalidCompressedBody => "invalid_compressed_body",
             ApiError::IncompleteBody => "incomplete_body",
             ApiError::Validation(_) => "validation_failed",
+            ApiError::InvalidFields(_) => "invalid_fields",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::TimedOut { .. } => "timed_out",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -343,7 +366,9 @@ impl ApiError {
     /// Returns the field-level findings, empty for request-level errors.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) => errors,
+            ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) | ApiError::InvalidFields(errors) => {
+                errors
+            }
             _ => &[],
         }
     }

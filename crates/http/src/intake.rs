@@ -149,9 +149,10 @@ pub async fn accept(
     }
 
     let queries = new_queries(querying);
+    let due_at = alert_due_at(state, target.trial_id, received_at)?;
     let alerts = alerts
         .into_iter()
-        .map(|alert| NewAlert { rule: alert.rule, severity: alert.severity, items: alert.items })
+        .map(|alert| NewAlert { rule: alert.rule, severity: alert.severity, items: alert.items, due_at })
         .collect();
 
     let normalized_answers = serde_json::to_string(&normalized)
@@ -185,6 +186,17 @@ pub async fn accept(
         Ok(SubmitOutcome::Conflict(receipt)) => Err(ApiError::Conflict { submission_id: receipt.submission_id }),
         Err(error) => Err(ApiError::from_store(error, "failed to store submission")),
     }
+}
+
+/// Returns when an alert raised now escalates: `received_at` plus the trial's
+/// acknowledgement deadline (`[alerts]` in its trial file).
+fn alert_due_at(state: &AppState, trial_id: &str, received_at: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+    let trial =
+        state.catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
+    let deadline = trial.alerts.acknowledge_within;
+    received_at
+        .checked_add(time::Duration::try_from(deadline).map_err(|error| anyhow::anyhow!("alert deadline: {error}"))?)
+        .ok_or_else(|| anyhow::anyhow!("alert deadline of trial {trial_id} overflows the date range").into())
 }
 
 /// Turns findings into data queries to store, each with its code, rule and

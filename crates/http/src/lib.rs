@@ -13,7 +13,8 @@
 //!   operations endpoints alone; tests drive them without a socket.
 //!   [`openapi()`] builds the OpenAPI document from the same list of routes.
 //! - `routes/`: one module per resource (`submissions`, `collection` for the
-//!   seed-compatible endpoint, `queries`, `export`, `health`, `metrics`).
+//!   seed-compatible endpoint, `queries`, `alerts`, `outbox`, `audit`,
+//!   `export`, `health`, `metrics`).
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -97,6 +98,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::submissions::get))
         .routes(routes!(routes::queries::list))
         .routes(routes!(routes::queries::change_status))
+        .routes(routes!(routes::alerts::list))
+        .routes(routes!(routes::alerts::acknowledge))
         .routes(routes!(routes::outbox::dead_letters))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::export::export))

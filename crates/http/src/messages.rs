@@ -6,7 +6,7 @@
 //! error variant without a message here fails to compile, because every
 //! match below is exhaustive.
 
-use epro_forms::{Expected, Hint, Problem};
+use epro_forms::{Expected, Hint, Localized, Problem};
 
 use crate::admission::Limit;
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
@@ -68,6 +68,18 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::QueryUnchanged { status }, ZhCn) => {
             format!("该质疑已处于 {status} 状态，未做任何更改。")
         }
+        (ApiError::AlertNotFound, En) => "No alert has this id.".to_owned(),
+        (ApiError::AlertNotFound, ZhCn) => "不存在此 id 的警报。".to_owned(),
+        (ApiError::AlertAlreadyAcknowledged { acknowledged_at }, En) => match rfc3339(*acknowledged_at) {
+            Some(at) => format!(
+                "The alert was already acknowledged at {at}; an acknowledgement is final and nothing was changed. Read the alert to see who acknowledged it."
+            ),
+            None => "The alert was already acknowledged; an acknowledgement is final and nothing was changed.".to_owned(),
+        },
+        (ApiError::AlertAlreadyAcknowledged { acknowledged_at }, ZhCn) => match rfc3339(*acknowledged_at) {
+            Some(at) => format!("该警报已于 {at} 确认。确认不可更改，本次未做任何更改。请查看该警报以了解确认人。"),
+            None => "该警报已被确认。确认不可更改，本次未做任何更改。".to_owned(),
+        },
         (ApiError::RouteNotFound, En) => "No endpoint has this path. Check the URL.".to_owned(),
         (ApiError::RouteNotFound, ZhCn) => "不存在此路径的接口。请检查 URL。".to_owned(),
         (ApiError::MethodNotAllowed, En) => "This endpoint does not accept this HTTP method.".to_owned(),
@@ -96,6 +108,13 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         ),
         (ApiError::Validation(errors), ZhCn) => {
             format!("提交未保存：有 {} 处答案需要修改，详见 errors 中的逐项说明。", errors.len())
+        }
+        (ApiError::InvalidFields(errors), En) => format!(
+            "Nothing was changed: {} field(s) of the request need correcting; see errors for each one.",
+            errors.len()
+        ),
+        (ApiError::InvalidFields(errors), ZhCn) => {
+            format!("未做任何更改：请求中有 {} 个字段需要修改，详见 errors 中的逐项说明。", errors.len())
         }
         (ApiError::UnsupportedContentEncoding, En) => {
             "Content-Encoding must be gzip or identity. Send the body uncompressed or gzip-compressed.".to_owned()
@@ -170,6 +189,23 @@ pub fn query_message(language: Language, item: &str, code: &str, params: &str) -
     }
 }
 
+/// Renders the text of a stored alert for site staff: the message of its rule in the
+/// trial file, or, when the published form no longer has the rule, a sentence that
+/// names the rule and its severity.
+pub fn alert_message(language: Language, message: Option<&Localized>, rule: &str, severity: &str) -> String {
+    match (message, language) {
+        (Some(message), Language::En) => message.en.clone(),
+        (Some(message), Language::ZhCn) => message.zh_cn.clone(),
+        (None, Language::En) => format!("Alert \"{rule}\" (severity {severity}) was raised on this submission."),
+        (None, Language::ZhCn) => format!("此提交触发了警报“{rule}”（严重程度 {severity}）。"),
+    }
+}
+
+/// Formats an optional instant as RFC 3339 for a message.
+fn rfc3339(instant: Option<time::OffsetDateTime>) -> Option<String> {
+    instant?.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
 /// Renders the message of one field-level finding.
 pub fn field_message(language: Language, field: &FieldError) -> String {
     match &field.detail {
@@ -187,6 +223,18 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
             format!("\"{field}\" must be one of open, answered or closed.")
         }
         (EnvelopeProblem::InvalidQueryStatus, ZhCn) => format!("“{field}”必须是 open、answered 或 closed 之一。"),
+        (EnvelopeProblem::InvalidAlertStatus, En) => format!("\"{field}\" must be open or acknowledged."),
+        (EnvelopeProblem::InvalidAlertStatus, ZhCn) => format!("“{field}”必须是 open 或 acknowledged。"),
+        (EnvelopeProblem::Blank, En) => {
+            format!("\"{field}\" contains only spaces, tabs or line breaks. Write the text it asks for.")
+        }
+        (EnvelopeProblem::Blank, ZhCn) => format!("“{field}”只有空格、制表符或换行符。请填写所需的内容。"),
+        (EnvelopeProblem::TooLong { max_length }, En) => {
+            format!("\"{field}\" is longer than {max_length} characters. Shorten it.")
+        }
+        (EnvelopeProblem::TooLong { max_length }, ZhCn) => {
+            format!("“{field}”超过 {max_length} 个字符。请缩短。")
+        }
         (EnvelopeProblem::InvalidQueryParameters { accepted }, En) => format!(
             "The query parameters are invalid. Use only {}; limit is a number from 1 to 500.",
             accepted.join(", ")

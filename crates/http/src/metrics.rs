@@ -14,9 +14,13 @@
 //! | `submissions_accepted_total` | `trial`, `form` | [`Metrics::record_submission_accepted`] |
 //! | `submissions_rejected_total` | `code` | [`Metrics::record_submission_rejected`] |
 //! | `admission_rejections_total` | `limit` | [`Metrics::record_admission_rejection`] |
+//! | `alerts_acknowledged_total` | `trial` | [`Metrics::record_alert_acknowledged`] |
+//! | `alerts_escalated_total` | `trial` | [`Metrics::record_alert_escalated`] |
+//! | `alerts_open` | none | [`Metrics::set_open_alerts`] |
 //!
 //! Labels never carry raw paths or patient ids: `route` is the route
-//! template, and `trial` and `form` are ids of forms the catalogue has.
+//! template, and `trial` and `form` are ids of forms the catalogue has (for
+//! an alert, had when the alert was raised).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +29,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{Recorder, Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Recorder, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::admission::Limit;
@@ -107,6 +111,22 @@ impl Metrics {
         self.with_recorder(|| counter!("admission_rejections_total", "limit" => limit.label()).increment(1));
     }
 
+    /// Counts an alert that site staff acknowledged.
+    pub fn record_alert_acknowledged(&self, trial_id: &str) {
+        self.with_recorder(|| counter!("alerts_acknowledged_total", "trial" => trial_id.to_owned()).increment(1));
+    }
+
+    /// Counts an alert that escalated because nobody acknowledged it in time.
+    pub fn record_alert_escalated(&self, trial_id: &str) {
+        self.with_recorder(|| counter!("alerts_escalated_total", "trial" => trial_id.to_owned()).increment(1));
+    }
+
+    /// Sets the number of open alerts in the database, of every trial and every
+    /// instance, as the escalation task last counted them.
+    pub fn set_open_alerts(&self, count: u64) {
+        self.with_recorder(|| gauge!("alerts_open").set(count as f64));
+    }
+
     fn record_http_request(&self, route: String, method: &'static str, status: StatusCode, duration: Duration) {
         self.with_recorder(|| {
             let status = status.as_str().to_owned();
@@ -134,6 +154,12 @@ impl Metrics {
                 "admission_rejections_total",
                 "Requests and connections rejected by an admission limit, by limit."
             );
+            describe_counter!("alerts_acknowledged_total", "Alerts acknowledged by site staff, by trial.");
+            describe_counter!(
+                "alerts_escalated_total",
+                "Alerts escalated by this instance because nobody acknowledged them in time, by trial."
+            );
+            describe_gauge!("alerts_open", "Open alerts of every trial in the database, escalated or not.");
         });
     }
 
@@ -218,6 +244,21 @@ mod tests {
         assert!(first.render().contains(r#"admission_rejections_total{limit="rate_ip"} 2"#), "{}", first.render());
         assert!(!second.render().contains("admission_rejections_total{"), "{}", second.render());
         assert!(second.render().contains(r#"submissions_rejected_total{code="validation_failed"} 1"#));
+    }
+
+    #[test]
+    fn render_shows_alert_metrics() {
+        let metrics = Metrics::new();
+
+        metrics.record_alert_acknowledged("demo");
+        metrics.record_alert_escalated("demo");
+        metrics.record_alert_escalated("demo");
+        metrics.set_open_alerts(7);
+        let text = metrics.render();
+
+        assert!(text.contains(r#"alerts_acknowledged_total{trial="demo"} 1"#), "{text}");
+        assert!(text.contains(r#"alerts_escalated_total{trial="demo"} 2"#), "{text}");
+        assert!(text.contains("alerts_open 7"), "{text}");
     }
 
     #[test]

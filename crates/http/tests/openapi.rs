@@ -259,6 +259,8 @@ fn operator_operations_need_token() {
         "/v1/queries/{query_id}/status",
         "/v1/audit",
         "/v1/trials/{trial_id}/forms/{form_id}/export",
+        "/v1/trials/{trial_id}/alerts",
+        "/v1/alerts/{alert_id}/acknowledge",
         "/v1/trials/{trial_id}/forms/{form_id}/codebook",
     ];
 

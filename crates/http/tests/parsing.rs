@@ -276,7 +276,7 @@ fn demo_catalog() -> Catalog {
             }
         })
         .collect();
-    let trial = Trial { id: trial_file.id.clone(), title: trial_file.title.clone(), forms };
+    let trial = Trial { id: trial_file.id.clone(), title: trial_file.title.clone(), forms, alerts: trial_file.alerts };
     Catalog::new(vec![trial]).expect("the demo catalog must build")
 }
 

@@ -1,15 +1,16 @@
-//! Durable storage for epro: submissions, the data queries and revalidation records of
-//! the rule engine, the transactional outbox and the audit trail, in one SQLite file or
-//! one PostgreSQL database. [`StoreConfig::backend`] picks which, and both behave the
-//! same through the one [`Store`] handle. This crate is the only code in epro that
-//! writes SQL.
+//! Durable storage for epro: submissions, the data queries, alerts and revalidation
+//! records of the rule engine, the transactional outbox and the audit trail, in one
+//! SQLite file or one PostgreSQL database. [`StoreConfig::backend`] picks which, and
+//! both behave the same through the one [`Store`] handle. This crate is the only code
+//! in epro that writes SQL.
 //!
 //! A submission is acknowledged only after the transaction holding its `submissions`
-//! row, its `data_queries` rows, its `outbox_events` rows and its `audit_events` row
-//! has committed: with `synchronous = FULL` on SQLite, and on PostgreSQL with
-//! `synchronous_commit = on`, which the store sets on each of its connections. So an
-//! acknowledged submission survives a process crash and a power loss. To keep that affordable, one writer commits queued submissions in
-//! batches ("group commit"): one flush of the log covers the whole batch.
+//! row, its `data_queries` and `alerts` rows, its `outbox_events` rows and its
+//! `audit_events` row has committed: with `synchronous = FULL` on SQLite, and on
+//! PostgreSQL with `synchronous_commit = on`, which the store sets on each of its
+//! connections. So an acknowledged submission survives a process crash and a power
+//! loss. To keep that affordable, one writer commits queued submissions in batches
+//! ("group commit"): one flush of the log covers the whole batch.
 //!
 //! Invariants:
 //!
@@ -18,15 +19,22 @@
 //!   one writer task per store, while the other writes run in their own transactions
 //!   beside it, and several epro instances may share the database.
 //! - **An outbox row is written in the same transaction as its submission, or not at
-//!   all.** So are the data queries raised at intake. They have no audit row of their
-//!   own because the submission's `submission.created` row covers them.
+//!   all.** So are the data queries and alerts raised at intake. They have no audit
+//!   row of their own because the submission's `submission.created` row covers them.
 //! - **`submissions`, `submission_sequence` (SQLite), `audit_events`,
-//!   `data_query_events` and `derived_records` are append-only.** Triggers reject `UPDATE` and `DELETE`, and on PostgreSQL
+//!   `data_query_events` and `derived_records` are append-only.** Triggers reject
+//!   `UPDATE` and `DELETE`, and on PostgreSQL
 //!   `TRUNCATE`. A correction is a new submission.
 //! - **Data queries are never deleted, and only their status changes.** Triggers reject
 //!   `DELETE` and any `UPDATE` of columns other than `status` and `updated_at`. Every
 //!   status change goes through [`Store::update_query_status`], which appends its
 //!   history row to `data_query_events` and an audit row in the same transaction.
+//! - **Alerts are never deleted, and only their acknowledgement and escalation
+//!   change, each once.** Triggers reject `DELETE`, any `UPDATE` of other columns, a
+//!   change to an acknowledgement, and a second escalation or one after the
+//!   acknowledgement. [`Store::acknowledge_alert`] and
+//!   [`Store::escalate_overdue_alerts`] write the change with its audit row (and, for an
+//!   escalation, its `alert.escalated` event) in the same transaction.
 //! - **A submission has at most one data query per item, code and rule.** A unique
 //!   index enforces it, so rerunning revalidation never raises a query twice.
 //! - **Revalidation never replaces the original.** [`Store::record_revalidation`]
@@ -49,7 +57,8 @@
 //!
 //! - `store`: [`Store`], [`StoreConfig`] and [`Backend`], the public handle, which
 //!   hands each call to the open backend. `store::rules` holds its methods for data
-//!   queries and revalidation, `store::export` those of exports.
+//!   queries and revalidation, `store::export` those of exports, `store::alerts`
+//!   those for alerts and `store::audit` those of the audit trail.
 //! - `sqlite`: the SQLite backend's handle. Its parts are `writer` (the writer thread
 //!   and group commit, with every write statement in its submodules), `reader` (the
 //!   read queries) and `schema` (PRAGMAs and the migrations embedded from
@@ -73,14 +82,16 @@ mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor,
-    ExportPage, ExportRow, InvalidCursor, NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent,
-    OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange,
-    QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError,
-    StoreStats, StoredSubmission, SubmissionStatus, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak, AuditBreakKind, AuditFilter,
+    AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor,
+    NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
+    QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection,
+    Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError, StoreStats, StoredSubmission,
+    SubmissionStatus, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};
 pub use writer::{
-    ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
+    ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED,
+    SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
 };

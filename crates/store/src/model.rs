@@ -1,17 +1,19 @@
 //! Values that cross the store's boundary: submissions going in, receipts, stored
 //! submissions and outbox events coming out, and the store's error type.
 //!
-//! Data queries and revalidation records have their own module, `model::queries`, and
-//! exports theirs, `model::export`. Both are re-exported from here.
+//! Data queries and revalidation records have their own module, `model::queries`;
+//! alerts, exports and the audit trail have theirs. All are re-exported from here.
 //!
 //! Types that carry questionnaire answers, scores or message parameters implement
 //! `Debug` by hand and print only their length, so that logging a submission with `?`
 //! does not leak them.
 
+mod alerts;
 mod audit;
 mod export;
 mod queries;
 
+pub use alerts::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, NewAlert};
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
 
 pub use export::{ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor, RowKey};
@@ -112,25 +114,13 @@ impl FromStr for SubmissionStatus {
     }
 }
 
-/// An alert from the rule engine, sent to site staff as one `alert.raised` outbox
-/// event, for example a PHQ-9 item 9 answer above 0.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewAlert {
-    /// Key of the alert rule that fired. Must not be empty.
-    pub rule: String,
-    /// Severity declared by the rule, passed to the event as it is. Must not be empty.
-    pub severity: String,
-    /// linkIds of the items that triggered the alert. Their answers are not sent.
-    pub items: Vec<String>,
-}
-
 /// A validated submission to be stored by [`Store::submit`](crate::Store::submit).
 ///
 /// The caller has already checked the answers against the form and run its rules. The
 /// store only adds its own integrity checks: both answer texts and every query's
 /// `params` must be valid JSON, `scores` must be a JSON array, `actor` and each
-/// alert's rule and severity must not be empty, and the UTC offset of `completed_at`
-/// must be less than a day.
+/// alert's rule and severity must not be empty, each alert's `due_at` must be later
+/// than `received_at`, and the UTC offset of `completed_at` must be less than a day.
 #[derive(Clone)]
 pub struct NewSubmission {
     /// Client-chosen identity, which makes a retried submission idempotent: a
@@ -162,7 +152,8 @@ pub struct NewSubmission {
     /// [`AcceptedWithQueries`](SubmissionStatus::AcceptedWithQueries). A second query
     /// with the same item, code and rule is dropped.
     pub queries: Vec<NewQuery>,
-    /// Alerts for site staff, one `alert.raised` outbox event each.
+    /// Alerts for site staff. Each becomes an open `alerts` row, raised at
+    /// `received_at`, and one `alert.raised` outbox event that names the row.
     pub alerts: Vec<NewAlert>,
     /// Submitter recorded in the audit trail, for example `patient:P-001`.
     pub actor: String,
@@ -221,7 +212,8 @@ pub struct Receipt {
 /// Result of [`Store::submit`](crate::Store::submit).
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubmitOutcome {
-    /// The submission was new and is now committed with its outbox and audit rows.
+    /// The submission was new and is now committed with its data queries, alerts,
+    /// outbox and audit rows.
     Created(Receipt),
     /// The same id was stored before with the same content hash. Nothing was written,
     /// and the receipt is the original one.
@@ -410,8 +402,9 @@ pub struct OutboxReplay {
 pub struct StoreStats {
     /// Transactions committed. Each commit is one flush of the log.
     pub batches_committed: u64,
-    /// Commands (submissions, outbox updates, query status changes and revalidation
-    /// records) answered after a successful commit.
+    /// Commands (submissions, outbox updates, query status changes, revalidation
+    /// records, alert acknowledgements and escalation runs) answered after a
+    /// successful commit.
     pub commands_committed: u64,
     /// New submissions committed, which excludes replays and conflicts.
     pub submissions_created: u64,

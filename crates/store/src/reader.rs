@@ -1,11 +1,12 @@
 //! Read queries, run on pooled `query_only` connections. The writer also calls
-//! [`data_query`] inside its savepoints.
+//! [`data_query`] and [`alert`] inside its savepoints.
 //!
 //! With WAL, each statement reads the state as of the last commit before it started,
 //! and it neither blocks the writer nor waits for it. A read of a submission with its
 //! data queries runs both statements in one read transaction, so that both see the
 //! same commit.
 
+mod alerts;
 mod audit;
 mod export;
 mod queries;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row};
 use crate::columns::{from_unix_millis, parse_timestamp, parse_uuid, parse_with_offset};
 use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
+pub(crate) use alerts::{ALERT_COLUMNS, AlertColumns, alert, alerts, open_alert_count};
 pub(crate) use audit::{audit_events, seal_unhashed};
 pub(crate) use export::{export_mark, export_page};
 pub(crate) use queries::{data_queries, data_query};

@@ -16,13 +16,15 @@ use anyhow::{Context as _, anyhow};
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AuditFilter, AuditRecord, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, NewSubmission,
-    OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange,
-    QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
+    ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
@@ -285,6 +287,38 @@ impl SqliteStore {
     pub(crate) async fn record_export(&self, audit: ExportAudit) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.try_enqueue(Command::RecordExport { audit: Box::new(audit), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn alerts(&self, filter: AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        self.read(move |connection| reader::alerts(connection, &filter)).await
+    }
+
+    pub(crate) async fn alert(&self, alert_id: &str) -> Result<Option<Alert>, StoreError> {
+        let alert_id = alert_id.to_owned();
+        self.read(move |connection| reader::alert(connection, &alert_id)).await
+    }
+
+    pub(crate) async fn open_alert_count(&self) -> Result<u64, StoreError> {
+        self.read(reader::open_alert_count).await
+    }
+
+    pub(crate) async fn acknowledge_alert(
+        &self,
+        acknowledgement: AlertAcknowledgement,
+    ) -> Result<AcknowledgeOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(Command::AcknowledgeAlert { acknowledgement: Box::new(acknowledgement), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn escalate_overdue_alerts(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::EscalateAlerts { now, limit, reply }).await?;
         answer.await.map_err(|_| writer_stopped())?
     }
 

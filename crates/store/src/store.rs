@@ -4,8 +4,10 @@
 //! method here only hands the call to the backend that is open.
 //!
 //! The methods for data queries and revalidation are in `store::rules`, those of
-//! exports in `store::export`.
+//! exports in `store::export`, alerts in `store::alerts` and the audit trail in
+//! `store::audit`.
 
+mod alerts;
 mod audit;
 mod export;
 mod rules;
@@ -189,7 +191,7 @@ macro_rules! dispatch {
     };
 }
 
-// `store::rules` and `store::export` call it too.
+// `store::rules`, `store::export`, `store::alerts` and `store::audit` call it too.
 use dispatch;
 
 impl fmt::Debug for Store {

@@ -16,10 +16,12 @@
 //! [`Store::close`](crate::Store::close) drains it.
 //!
 //! The statements themselves live in submodules, one per concept: `submission` (a new
-//! submission with its data queries, outbox rows and audit row), `outbox` (delivery
-//! marks), `queries` (raising data queries and changing their status),
-//! `revalidation` (derived records) and `export` (the audit row of an export).
+//! submission with its data queries, alerts, outbox rows and audit row), `outbox`
+//! (delivery marks), `queries` (raising data queries and changing their status),
+//! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
+//! records) and `export` (the audit row of an export).
 
+mod alerts;
 mod export;
 mod outbox;
 mod queries;
@@ -36,12 +38,14 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+pub(crate) use self::alerts::{SYSTEM_ACTOR, escalated_payload};
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    ExportAudit, NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
-    RevalidationOutcome, StoreError, StoreStats, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, ExportAudit, NewSubmission, OutboxEvent, OutboxFailure,
+    OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
+    SubmitOutcome,
 };
 
 /// Event type of the outbox row written for each new submission.
@@ -50,8 +54,15 @@ pub const SUBMISSION_ACCEPTED: &str = "submission.accepted";
 /// Event type of the outbox row written for each alert raised at intake.
 pub const ALERT_RAISED: &str = "alert.raised";
 
+/// Event type of the outbox row written when an alert escalates, and the audit
+/// action recorded with it.
+pub const ALERT_ESCALATED: &str = "alert.escalated";
+
+/// Audit action recorded when site staff acknowledge an alert.
+pub const ALERT_ACKNOWLEDGED: &str = "alert.acknowledged";
+
 /// Audit action recorded for each new submission. It also covers the data queries
-/// raised with the submission, which get no audit row of their own.
+/// and alerts raised with the submission, which get no audit row of their own.
 pub const SUBMISSION_CREATED: &str = "submission.created";
 
 /// Audit action recorded for each status change of a data query.
@@ -106,6 +117,15 @@ pub(crate) enum Command {
     RecordExport {
         audit: Box<ExportAudit>,
         reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    AcknowledgeAlert {
+        acknowledgement: Box<AlertAcknowledgement>,
+        reply: oneshot::Sender<Result<AcknowledgeOutcome, StoreError>>,
+    },
+    EscalateAlerts {
+        now: OffsetDateTime,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
     },
 }
 
@@ -217,6 +237,8 @@ enum Pending {
     Count(Reply<u64>),
     QueryStatus(Reply<QueryUpdate>),
     Revalidation(Reply<RevalidationOutcome>),
+    Acknowledgement(Reply<AcknowledgeOutcome>),
+    Alerts(Reply<Vec<Alert>>),
 }
 
 impl Pending {
@@ -229,6 +251,8 @@ impl Pending {
             Pending::Count(reply) => reply.result.is_ok(),
             Pending::QueryStatus(reply) => reply.result.is_ok(),
             Pending::Revalidation(reply) => reply.result.is_ok(),
+            Pending::Acknowledgement(reply) => reply.result.is_ok(),
+            Pending::Alerts(reply) => reply.result.is_ok(),
         }
     }
 
@@ -245,6 +269,8 @@ impl Pending {
             Pending::Count(reply) => reply.send(),
             Pending::QueryStatus(reply) => reply.send(),
             Pending::Revalidation(reply) => reply.send(),
+            Pending::Acknowledgement(reply) => reply.send(),
+            Pending::Alerts(reply) => reply.send(),
         }
     }
 
@@ -257,6 +283,8 @@ impl Pending {
             Pending::Count(reply) => reply.fail(reason),
             Pending::QueryStatus(reply) => reply.fail(reason),
             Pending::Revalidation(reply) => reply.fail(reason),
+            Pending::Acknowledgement(reply) => reply.fail(reason),
+            Pending::Alerts(reply) => reply.fail(reason),
         }
     }
 }
@@ -274,6 +302,8 @@ impl Command {
             Command::Release { reply, .. } => Pending::Count(Reply::skipped(reply)),
             Command::UpdateQueryStatus { reply, .. } => Pending::QueryStatus(Reply::skipped(reply)),
             Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
+            Command::AcknowledgeAlert { reply, .. } => Pending::Acknowledgement(Reply::skipped(reply)),
+            Command::EscalateAlerts { reply, .. } => Pending::Alerts(Reply::skipped(reply)),
         }
     }
 }
@@ -311,7 +341,8 @@ impl Writer {
 
         let now = OffsetDateTime::now_utc();
         let mut abort = None;
-        let mut replayed = false;
+        // Replays and escalations write outbox rows without creating a submission.
+        let mut wrote_other_events = false;
         let mut pending = Vec::with_capacity(batch_size);
         for command in batch {
             let entry = match command {
@@ -348,7 +379,7 @@ impl Writer {
                     let result = in_savepoint(&mut transaction, &mut abort, |connection| {
                         outbox::replay(connection, &replay, now)
                     });
-                    replayed |= result.as_ref().is_ok_and(|seqs| !seqs.is_empty());
+                    wrote_other_events |= result.as_ref().is_ok_and(|seqs| !seqs.is_empty());
                     Pending::Seqs(Reply::new(reply, result))
                 }
                 Command::UpdateQueryStatus { change, reply } => {
@@ -369,6 +400,19 @@ impl Writer {
                     });
                     Pending::Update(Reply::new(reply, result))
                 }
+                Command::AcknowledgeAlert { acknowledgement, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        alerts::acknowledge_alert(connection, &acknowledgement, now)
+                    });
+                    Pending::Acknowledgement(Reply::new(reply, result))
+                }
+                Command::EscalateAlerts { now: escalation_time, limit, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        alerts::escalate_overdue(connection, escalation_time, limit)
+                    });
+                    wrote_other_events |= result.as_ref().is_ok_and(|escalated| !escalated.is_empty());
+                    Pending::Alerts(Reply::new(reply, result))
+                }
             };
             pending.push(entry);
         }
@@ -387,7 +431,7 @@ impl Writer {
 
         self.metrics.record_commit(batch_size, started.elapsed());
         record_commit(&self.shared, &pending);
-        let wrote_outbox = replayed || pending.iter().any(Pending::created);
+        let wrote_outbox = wrote_other_events || pending.iter().any(Pending::created);
         for result in pending {
             result.send();
         }

@@ -81,6 +81,8 @@ sink = {{ type = "file", path = "var/outbox.ndjson" }}
 poll_interval_milliseconds = 20
 [auth]
 operator_token = "{OPERATOR_TOKEN}"
+[alerts]
+escalation_interval_seconds = 1
 "#
         ),
     )
@@ -303,9 +305,46 @@ impl TestApp {
         read(self.client.get(format!("{}{path}", self.address)).send().await.unwrap()).await
     }
 
+    /// Lists a trial's alerts with the operator token; `query` is the query string,
+    /// such as `?status=open`, or empty.
+    pub async fn list_alerts(&self, trial: &str, query: &str, language: &str) -> Reply {
+        let request = self
+            .client
+            .get(format!("{}/v1/trials/{trial}/alerts{query}", self.address))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("accept-language", language);
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Acknowledges an alert with the operator token and `body` as JSON.
+    pub async fn acknowledge_alert(&self, alert_id: &str, body: &Value, language: &str) -> Reply {
+        let path = format!("/v1/alerts/{alert_id}/acknowledge");
+        let authorization = format!("Bearer {OPERATOR_TOKEN}");
+        let headers = [("authorization", authorization.as_str()), ("accept-language", language)];
+        self.post(&path, Some("application/json"), serde_json::to_vec(body).unwrap(), &headers).await
+    }
+
     /// Counts rows in the app's real database.
     pub fn count(&self, sql: &str) -> i64 {
         self.database.as_ref().expect("the database lives as long as the app").count(sql)
+    }
+
+    /// Runs a query returning one value in the app's real database, as text.
+    pub fn database_text(&self, sql: &str) -> String {
+        self.database.as_ref().expect("the database lives as long as the app").text(sql)
+    }
+
+    /// Waits until `GET /metrics` shows `line`, for at most 10 s, and returns the
+    /// text. Tasks update some metrics just after the change they count is visible.
+    pub async fn metrics_with(&self, line: &str) -> String {
+        for _ in 0..100 {
+            let text = self.get("/metrics").await.text;
+            if text.contains(line) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("GET /metrics did not show {line:?} within 10 s");
     }
 
     /// Waits until the relay has written `expected` lines to the NDJSON

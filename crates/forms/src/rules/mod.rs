@@ -189,6 +189,12 @@ impl RuleSet {
             .collect()
     }
 
+    /// Returns the message of the alert rule `id`, or `None` when the form
+    /// has no such alert rule.
+    pub(crate) fn alert_message(&self, id: &str) -> Option<&Localized> {
+        self.alerts.iter().find(|alert| alert.id == id).map(|alert| &alert.message)
+    }
+
     /// Returns true when a checked submission has nothing to compute:
     /// enable expressions run during validation, not after it.
     fn has_nothing_after_validation(&self) -> bool {

@@ -65,6 +65,19 @@ fn trial_score_feeds_alert() {
     assert!(checked.alerts.is_empty());
 }
 
+#[test]
+fn trial_alert_message_found_by_rule() {
+    let file = parse_trial_file(&trial_text(ENTRY)).expect("valid trial file");
+    let trial = Trial::from_file(file, vec![form(DIARY)]).expect("scores and alerts compile");
+    let published = trial.form("diary", None).expect("diary is published");
+
+    let message = published.form.alert_message("high-burden").expect("the trial attached this alert");
+
+    assert_eq!(message.en, "Symptom burden is high.");
+    assert_eq!(message.zh_cn, "症状负担较重。");
+    assert!(published.form.alert_message("no-such-rule").is_none());
+}
+
 /// Scores are reported in trial-file order even when one is computed from
 /// a later one.
 #[test]

@@ -1,6 +1,8 @@
 //! Trial files, trials built from them, and the catalog.
 
-use epro_forms::{Catalog, Form, Localized, LookupError, Trial, TrialFile, parse_trial_file};
+use std::time::Duration;
+
+use epro_forms::{AlertPolicy, Catalog, Form, Localized, LookupError, Trial, TrialFile, parse_trial_file};
 
 use crate::common::{form, local_fixture};
 
@@ -186,6 +188,59 @@ fn trial_file_unknown_keys_and_syntax() {
 fn trial_file_without_forms_rejected() {
     let errors = error_paths("id = \"demo\"\ntitle = { en = \"Demo\", zh-CN = \"演示\" }\n");
     assert_eq!(errors[0].0, "forms");
+}
+
+/// A valid trial file with one form and `alerts` appended as written.
+fn with_alerts(alerts: &str) -> String {
+    format!(
+        "id = \"demo\"\ntitle = {{ en = \"Demo\", zh-CN = \"演示\" }}\n{alerts}\n\
+         [[forms]]\nid = \"a\"\nversion = \"1\"\nfile = \"a.json\"\n"
+    )
+}
+
+#[test]
+fn trial_alert_deadline_defaults_to_an_hour() {
+    let file = parse_trial_file(TWO_VERSIONS).expect("valid trial file");
+    let trial = build(file.clone());
+
+    assert_eq!(file.alerts, AlertPolicy::default());
+    assert_eq!(trial.alerts.acknowledge_within, Duration::from_secs(3600));
+    assert_eq!(AlertPolicy::DEFAULT_ACKNOWLEDGE_WITHIN, Duration::from_secs(3600));
+}
+
+#[test]
+fn trial_alert_deadline_in_minutes_or_seconds() {
+    let cases = [
+        ("[alerts]\nacknowledge_within_minutes = 30", 1800),
+        ("[alerts]\nacknowledge_within_seconds = 2", 2),
+        ("[alerts]\nacknowledge_within_minutes = 525600", 31_536_000),
+        ("[alerts]", 3600),
+    ];
+    for (alerts, seconds) in cases {
+        let file = parse_trial_file(&with_alerts(alerts)).unwrap_or_else(|errors| panic!("{alerts}: {errors:?}"));
+        assert_eq!(file.alerts.acknowledge_within, Duration::from_secs(seconds), "{alerts}");
+    }
+}
+
+#[test]
+fn trial_alert_deadline_rejects_bad_values() {
+    let cases = [
+        ("[alerts]\nacknowledge_within_minutes = 0", "alerts.acknowledge_within_minutes", "is 0, but must be from 1"),
+        ("[alerts]\nacknowledge_within_minutes = -5", "alerts.acknowledge_within_minutes", "is -5, but must be"),
+        ("[alerts]\nacknowledge_within_minutes = 525601", "alerts.acknowledge_within_minutes", "to 525600"),
+        ("[alerts]\nacknowledge_within_seconds = 0", "alerts.acknowledge_within_seconds", "is 0"),
+        ("[alerts]\nacknowledge_within_minutes = 1.5", "alerts.acknowledge_within_minutes", "whole number"),
+        ("[alerts]\nacknowledge_within_minutes = \"60\"", "alerts.acknowledge_within_minutes", "whole number"),
+        ("[alerts]\nacknowledge_within_minutes = 5\nacknowledge_within_seconds = 5", "alerts", "not both"),
+        ("[alerts]\nacknowledge_within_hours = 1", "alerts.acknowledge_within_hours", "unknown key"),
+        ("alerts = 60", "alerts", "must be a table"),
+    ];
+    for (alerts, path, message) in cases {
+        let errors = error_paths(&with_alerts(alerts));
+        assert_eq!(errors.len(), 1, "{alerts}: {errors:?}");
+        assert_eq!(errors[0].0, path, "{alerts}");
+        assert!(errors[0].1.contains(message), "{alerts}: {}", errors[0].1);
+    }
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
         (name = "submissions", description = "Submitting answers and reading stored submissions."),
         (name = "seed", description = "The endpoint of the system epro replaces, kept so existing apps work unchanged."),
         (name = "data queries", description = "Questions raised on stored submissions, for site staff."),
+        (name = "alerts", description = "Alerts raised by the trial's rules, for site staff to acknowledge."),
         (name = "outbox", description = "Events the sink refused, for operators."),
         (name = "audit", description = "The audit trail with its hash chain, for reviewers."),
         (name = "exports", description = "Streamed exports of submissions and codebooks, for analysts."),

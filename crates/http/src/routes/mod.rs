@@ -1,5 +1,6 @@
 //! One module per resource; each path mirrors its URL.
 
+pub mod alerts;
 pub mod audit;
 pub mod collection;
 pub mod export;

@@ -1,5 +1,5 @@
 //! The statements of one group commit on PostgreSQL: every submission of the batch with
-//! its data queries, outbox events and audit row, written with one multi-row statement
+//! its data queries, alerts, outbox events and audit row, written with one multi-row statement
 //! per table (`INSERT ... SELECT ... FROM UNNEST(...)`), so that a batch of 256 costs
 //! a handful of round trips rather than a thousand.
 //!
@@ -20,7 +20,7 @@ use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use super::{audit, reader};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, format_audit_time};
 use crate::columns::{format_utc, format_with_offset, truncate_to_micros};
 use crate::model::{NewAlert, NewQuery, NewSubmission, QueryOrigin, QueryRef, Receipt, SubmitOutcome};
 use crate::writer::{ALERT_RAISED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED};
@@ -63,8 +63,21 @@ pub(super) const INSERT_QUERIES: &str = "
     ON CONFLICT (submission_id, item, code, rule) DO NOTHING
     RETURNING query_id";
 
+const INSERT_ALERTS: &str = "
+    INSERT INTO alerts (
+        alert_id, submission_id, trial_id, form_id, form_version, patient_id,
+        rule, severity, items, raised_at, due_at
+    )
+    SELECT u.alert_id, u.submission_id, u.trial_id, u.form_id, u.form_version, u.patient_id,
+           u.rule, u.severity, u.items::jsonb, u.raised_at, u.due_at
+    FROM UNNEST(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]
+    ) AS u (alert_id, submission_id, trial_id, form_id, form_version, patient_id,
+            rule, severity, items, raised_at, due_at)";
+
 /// `seq` follows the order of the arrays, which `ORDER BY position` makes explicit.
-const INSERT_OUTBOX_EVENTS: &str = "
+pub(super) const INSERT_OUTBOX_EVENTS: &str = "
     INSERT INTO outbox_events (event_id, event_type, occurred_at, trial_id, patient_id, submission_id, payload)
     SELECT u.event_id, u.event_type, now(), u.trial_id, u.patient_id, u.submission_id, u.payload::jsonb
     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -82,7 +95,7 @@ const SELECT_EXISTING: &str = "
 /// # Errors
 ///
 /// Fails when answers, scores or query params are not JSON of the expected kind, or an
-/// alert has an empty rule or severity.
+/// alert has an empty rule or severity or is not due after the submission's receipt.
 pub(super) fn check(submission: &NewSubmission) -> anyhow::Result<()> {
     let id = &submission.submission_id;
     check_json(&submission.raw_answers, JsonKind::Any).with_context(|| format!("raw_answers of submission {id}"))?;
@@ -94,9 +107,16 @@ pub(super) fn check(submission: &NewSubmission) -> anyhow::Result<()> {
             format!("params of data query {} on item {:?} of submission {id}", query.code, query.item)
         })?;
     }
+    let raised_at = truncate_to_micros(submission.received_at);
     for alert in &submission.alerts {
         ensure!(!alert.rule.is_empty(), "alert of submission {id} has an empty rule");
         ensure!(!alert.severity.is_empty(), "alert {:?} of submission {id} has an empty severity", alert.rule);
+        ensure!(
+            truncate_to_micros(alert.due_at) > raised_at,
+            "alert {:?} of submission {id} is due at {}, not after it was raised at {raised_at}",
+            alert.rule,
+            alert.due_at
+        );
     }
     Ok(())
 }
@@ -149,7 +169,9 @@ pub(super) async fn insert(
 
     let created: Vec<&Row<'_>> = rows.iter().filter(|row| inserted.contains(row.id())).collect();
     let mut queries = insert_intake_queries(transaction, &created).await?;
-    insert_outbox_events(transaction, &created).await?;
+    let alerts = alert_rows(&created);
+    insert_alerts(transaction, &alerts).await?;
+    insert_outbox_events(transaction, &created, &alerts).await?;
     insert_audit_events(transaction, &created).await?;
 
     let mut receipts: HashMap<&str, Receipt> = HashMap::with_capacity(rows.len());
@@ -378,19 +400,88 @@ async fn insert_intake_queries<'a>(
     Ok(references)
 }
 
+/// One alert of a new submission, with the id the store chose for it.
+struct AlertRow<'a> {
+    alert_id: String,
+    row: &'a Row<'a>,
+    alert: &'a NewAlert,
+}
+
+/// Gives each alert of the new submissions its UUID v7 id, in submission order.
+fn alert_rows<'a>(created: &[&'a Row<'a>]) -> Vec<AlertRow<'a>> {
+    created
+        .iter()
+        .flat_map(|row| {
+            row.submission.alerts.iter().map(|alert| AlertRow {
+                alert_id: Uuid::now_v7().hyphenated().to_string(),
+                row,
+                alert,
+            })
+        })
+        .collect()
+}
+
+/// Inserts the alerts of the new submissions, open and raised at their submission's
+/// `received_at`.
+async fn insert_alerts(transaction: &Transaction<'_>, alerts: &[AlertRow<'_>]) -> anyhow::Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let alert_ids: Vec<&str> = alerts.iter().map(|alert| alert.alert_id.as_str()).collect();
+    let submission_ids: Vec<&str> = alerts.iter().map(|alert| alert.row.id()).collect();
+    let trial_ids: Vec<&str> = alerts.iter().map(|alert| alert.row.submission.trial_id.as_str()).collect();
+    let form_ids: Vec<&str> = alerts.iter().map(|alert| alert.row.submission.form_id.as_str()).collect();
+    let form_versions: Vec<&str> = alerts.iter().map(|alert| alert.row.submission.form_version.as_str()).collect();
+    let patient_ids: Vec<&str> = alerts.iter().map(|alert| alert.row.submission.patient_id.as_str()).collect();
+    let rules: Vec<&str> = alerts.iter().map(|alert| alert.alert.rule.as_str()).collect();
+    let severities: Vec<&str> = alerts.iter().map(|alert| alert.alert.severity.as_str()).collect();
+    let items: Vec<String> = alerts.iter().map(|alert| serde_json::json!(alert.alert.items).to_string()).collect();
+    let raised_at: Vec<OffsetDateTime> = alerts.iter().map(|alert| alert.row.received_at).collect();
+    let due_at: Vec<OffsetDateTime> = alerts.iter().map(|alert| truncate_to_micros(alert.alert.due_at)).collect();
+
+    let statement = transaction.prepare_cached(INSERT_ALERTS).await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &alert_ids,
+                &submission_ids,
+                &trial_ids,
+                &form_ids,
+                &form_versions,
+                &patient_ids,
+                &rules,
+                &severities,
+                &items,
+                &raised_at,
+                &due_at,
+            ],
+        )
+        .await
+        .with_context(|| format!("failed to insert {} alerts", alerts.len()))?;
+    Ok(())
+}
+
 /// Writes each new submission's `submission.accepted` event and one `alert.raised`
 /// event per alert, in submission order.
-async fn insert_outbox_events(transaction: &Transaction<'_>, created: &[&Row<'_>]) -> anyhow::Result<()> {
+async fn insert_outbox_events(
+    transaction: &Transaction<'_>,
+    created: &[&Row<'_>],
+    alerts: &[AlertRow<'_>],
+) -> anyhow::Result<()> {
     let mut event_ids = Vec::new();
     let mut event_types = Vec::new();
     let mut trial_ids = Vec::new();
     let mut patient_ids = Vec::new();
     let mut submission_ids = Vec::new();
     let mut payloads = Vec::new();
+    // `alerts` lists the alerts of `created` in the same order, so one cursor walks
+    // both.
+    let mut alerts = alerts.iter().peekable();
     for row in created {
         let submission = row.submission;
         let mut events = vec![(SUBMISSION_ACCEPTED, accepted_payload(row)?)];
-        for alert in &submission.alerts {
+        while let Some(alert) = alerts.next_if(|alert| alert.row.id() == row.id()) {
             events.push((ALERT_RAISED, alert_payload(submission, alert)));
         }
         for (event_type, payload) in events {
@@ -426,15 +517,18 @@ fn accepted_payload(row: &Row<'_>) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-/// Builds the `alert.raised` payload: which rule fired on which items, never their
-/// answers or any score. [`check`] has rejected empty rules and severities.
-fn alert_payload(submission: &NewSubmission, alert: &NewAlert) -> serde_json::Value {
+/// Builds the `alert.raised` payload: which alert row, from which rule on which items,
+/// and when it is due. Never answers or any score. [`check`] has rejected empty rules
+/// and severities.
+fn alert_payload(submission: &NewSubmission, alert: &AlertRow<'_>) -> serde_json::Value {
     serde_json::json!({
-        "alertRule": alert.rule,
-        "severity": alert.severity,
-        "items": alert.items,
+        "alertId": alert.alert_id,
+        "alertRule": alert.alert.rule,
+        "severity": alert.alert.severity,
+        "items": alert.alert.items,
         "formId": submission.form_id,
         "formVersion": submission.form_version,
+        "dueAt": format_audit_time(alert.alert.due_at),
     })
 }
 

@@ -18,6 +18,7 @@
 //!   [`StoreError::Overloaded`]. Instead they wait up to [`POOL_TIMEOUT`] for a
 //!   connection.
 
+mod alerts;
 mod audit;
 mod batch;
 mod error;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -45,9 +47,10 @@ use self::error::classify;
 use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AuditFilter, AuditRecord, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, NewSubmission,
-    OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange,
-    QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoredSubmission, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
+    ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
+    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
+    StoredSubmission, SubmitOutcome,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -318,6 +321,50 @@ impl PostgresStore {
         export::record(&mut client, &audit).await.map_err(|error| self.record_failure(error))?;
         self.record_transaction();
         Ok(())
+    }
+
+    pub(crate) async fn alerts(&self, filter: AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let client = self.client().await?;
+        alerts::alerts(&client, &filter).await.map_err(classify)
+    }
+
+    pub(crate) async fn alert(&self, alert_id: &str) -> Result<Option<Alert>, StoreError> {
+        let client = self.client().await?;
+        alerts::alert(&client, alert_id).await.map_err(classify)
+    }
+
+    pub(crate) async fn open_alert_count(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        alerts::open_alert_count(&client).await.map_err(classify)
+    }
+
+    pub(crate) async fn acknowledge_alert(
+        &self,
+        acknowledgement: AlertAcknowledgement,
+    ) -> Result<AcknowledgeOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = alerts::acknowledge_alert(&mut client, &acknowledgement)
+            .await
+            .map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn escalate_overdue_alerts(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let escalated =
+            alerts::escalate_overdue(&mut client, now, limit).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        if !escalated.is_empty() {
+            self.shared.outbox_notify.notify_one();
+        }
+        Ok(escalated)
     }
 
     /// Returns the number of submissions queued for the writer and not yet taken into

@@ -44,6 +44,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "export_sequence",
         sql: include_str!("../../migrations/postgres/0006_export_sequence.sql"),
     },
+    Migration { version: 7, name: "alerts", sql: include_str!("../../migrations/postgres/0007_alerts.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

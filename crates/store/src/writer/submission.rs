@@ -1,19 +1,21 @@
 //! A new submission and everything written with it in its savepoint: the
-//! `submissions` row, its data queries, its outbox events (`submission.accepted` and
-//! one `alert.raised` per alert) and its audit row. Either all of them commit or none.
+//! `submissions` row, its data queries, its alerts, its outbox events
+//! (`submission.accepted` and one `alert.raised` per alert) and its audit row. Either
+//! all of them commit or none.
 //!
-//! Data queries raised here get no audit row of their own: the submission's
-//! `submission.created` row covers them, and each query row records its origin and
-//! creation time.
+//! Data queries and alerts raised here get no audit row of their own: the
+//! submission's `submission.created` row covers them, and each query and alert row
+//! records when it was raised.
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::alerts::insert_alert;
 use super::queries::{QueryTarget, insert_query};
 use super::{ALERT_RAISED, SUBMISSION_ACCEPTED, SUBMISSION_CREATED, insert_audit_event};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, format_audit_time};
 use crate::columns::{format_utc, format_with_offset, parse_timestamp};
 use crate::model::{NewAlert, NewSubmission, QueryOrigin, QueryRef, Receipt, SubmissionStatus, SubmitOutcome};
 
@@ -94,10 +96,12 @@ pub(super) fn insert_submission(
         "completedAt": format_with_offset(submission.completed_at)?,
         "receivedAt": received_at,
     });
-    insert_outbox_event(connection, submission, SUBMISSION_ACCEPTED, &occurred_at, &accepted)?;
+    let owner = EventOwner { trial_id: &submission.trial_id, patient_id: &submission.patient_id, submission_id };
+    insert_outbox_event(connection, &owner, SUBMISSION_ACCEPTED, &occurred_at, &accepted)?;
     for alert in &submission.alerts {
-        let payload = alert_payload(submission, alert)?;
-        insert_outbox_event(connection, submission, ALERT_RAISED, &occurred_at, &payload)?;
+        let alert_id = insert_alert(connection, submission, alert)?;
+        let payload = alert_payload(submission, alert, &alert_id);
+        insert_outbox_event(connection, &owner, ALERT_RAISED, &occurred_at, &payload)?;
     }
 
     insert_audit_event(
@@ -122,38 +126,46 @@ pub(super) fn insert_submission(
     }))
 }
 
-/// Builds the `alert.raised` payload: which rule fired on which items, never their
-/// answers or any score.
-fn alert_payload(submission: &NewSubmission, alert: &NewAlert) -> anyhow::Result<serde_json::Value> {
-    let submission_id = &submission.submission_id;
-    ensure!(!alert.rule.is_empty(), "alert of submission {submission_id} has an empty rule");
-    ensure!(!alert.severity.is_empty(), "alert {:?} of submission {submission_id} has an empty severity", alert.rule);
-
-    Ok(serde_json::json!({
+/// Builds the `alert.raised` payload: which alert row, from which rule on which items,
+/// and when it is due. Never answers or any score. [`insert_alert`] has rejected empty
+/// rules and severities.
+fn alert_payload(submission: &NewSubmission, alert: &NewAlert, alert_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "alertId": alert_id,
         "alertRule": alert.rule,
         "severity": alert.severity,
         "items": alert.items,
         "formId": submission.form_id,
         "formVersion": submission.form_version,
-    }))
+        "dueAt": format_audit_time(alert.due_at),
+    })
 }
 
-fn insert_outbox_event(
+/// The trial, patient and submission an outbox event is about, which the relay puts
+/// in every message's envelope.
+pub(super) struct EventOwner<'a> {
+    pub(super) trial_id: &'a str,
+    pub(super) patient_id: &'a str,
+    pub(super) submission_id: &'a str,
+}
+
+/// Inserts one outbox event with a new UUID v7 event id.
+pub(super) fn insert_outbox_event(
     connection: &Connection,
-    submission: &NewSubmission,
+    owner: &EventOwner<'_>,
     event_type: &str,
     occurred_at: &str,
     payload: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let submission_id = &submission.submission_id;
+    let submission_id = owner.submission_id;
     connection
         .prepare_cached(INSERT_OUTBOX_EVENT)?
         .execute(params![
             Uuid::now_v7().hyphenated().to_string(),
             event_type,
             occurred_at,
-            submission.trial_id,
-            submission.patient_id,
+            owner.trial_id,
+            owner.patient_id,
             submission_id,
             payload.to_string(),
         ])

@@ -2,11 +2,13 @@
 //! alerts, all written with the submission.
 
 use epro_store::{
-    ALERT_RAISED, NewAlert, QueryOrigin, QueryStatus, SUBMISSION_ACCEPTED, StoreError, SubmissionStatus, SubmitOutcome,
+    ALERT_RAISED, AlertFilter, NewAlert, QueryOrigin, QueryStatus, SUBMISSION_ACCEPTED, StoreError, SubmissionStatus,
+    SubmitOutcome,
 };
 
 use crate::support::{
-    Backend, TestStore, assert_json_eq, backend_tests, new_query, sha256_stand_in, submission, submit_created,
+    Backend, TestStore, assert_json_eq, backend_tests, new_alert, new_query, sha256_stand_in, submission,
+    submit_created,
 };
 
 backend_tests!(
@@ -129,9 +131,15 @@ async fn submit_alerts_write_one_event_each(backend: Backend) {
     let mut new = submission(3);
     new.raw_answers = r#"{"q9":"answer-must-not-leave-the-store"}"#.to_owned();
     new.scores = r#"[{"name":"/44261-6","value":"23"}]"#.to_owned();
+    let due_at = new.received_at + time::Duration::minutes(30);
     new.alerts = vec![
-        NewAlert { rule: "phq9-item9".to_owned(), severity: "critical".to_owned(), items: vec!["/44260-8".to_owned()] },
-        NewAlert { rule: "phq9-severe".to_owned(), severity: "high".to_owned(), items: Vec::new() },
+        NewAlert {
+            rule: "phq9-item9".to_owned(),
+            severity: "critical".to_owned(),
+            items: vec!["/44260-8".to_owned()],
+            due_at,
+        },
+        NewAlert { rule: "phq9-severe".to_owned(), severity: "high".to_owned(), items: Vec::new(), due_at },
     ];
 
     let receipt = submit_created(&test.store, new.clone()).await;
@@ -147,10 +155,18 @@ async fn submit_alerts_write_one_event_each(backend: Backend) {
         assert!(!event.payload.contains("answer-must-not-leave-the-store"), "{}", event.payload);
         assert!(!event.payload.contains("44261-6"), "score in payload: {}", event.payload);
     }
-    let first_alert: serde_json::Value = serde_json::from_str(&events[1].payload).expect("payload is JSON");
+    let stored = test.store.alerts(AlertFilter::new("TRIAL-A", 10)).await.expect("list alerts");
+    let mut first_alert: serde_json::Value = serde_json::from_str(&events[1].payload).expect("payload is JSON");
+    let sent_due_at = first_alert.as_object_mut().and_then(|payload| payload.remove("dueAt")).expect("dueAt is sent");
+    let sent_due_at = sent_due_at.as_str().expect("dueAt is text");
+    assert_eq!(
+        time::OffsetDateTime::parse(sent_due_at, &time::format_description::well_known::Rfc3339).expect("RFC 3339"),
+        due_at
+    );
     assert_eq!(
         first_alert,
         serde_json::json!({
+            "alertId": stored[0].alert_id,
             "alertRule": "phq9-item9",
             "severity": "critical",
             "items": ["/44260-8"],
@@ -160,6 +176,7 @@ async fn submit_alerts_write_one_event_each(backend: Backend) {
     );
     let second_alert: serde_json::Value = serde_json::from_str(&events[2].payload).expect("payload is JSON");
     assert_eq!(second_alert["alertRule"], "phq9-severe");
+    assert_eq!(second_alert["alertId"], stored[1].alert_id.as_str());
     assert_eq!(second_alert["items"], serde_json::json!([]));
     assert_ne!(events[1].event_id, events[2].event_id);
 }
@@ -181,10 +198,9 @@ async fn submit_accepted_payload_has_status(backend: Backend) {
 async fn submit_blank_alert_fields_store_nothing(backend: Backend) {
     let test = TestStore::open(backend).await;
     let mut empty_rule = submission(1);
-    empty_rule.alerts = vec![NewAlert { rule: String::new(), severity: "high".to_owned(), items: Vec::new() }];
+    empty_rule.alerts = vec![NewAlert { rule: String::new(), ..new_alert(&empty_rule, "x") }];
     let mut empty_severity = submission(2);
-    empty_severity.alerts =
-        vec![NewAlert { rule: "phq9-item9".to_owned(), severity: String::new(), items: Vec::new() }];
+    empty_severity.alerts = vec![NewAlert { severity: String::new(), ..new_alert(&empty_severity, "phq9-item9") }];
 
     let rule_result = test.store.submit(empty_rule).await;
     let severity_result = test.store.submit(empty_severity).await;
@@ -198,6 +214,7 @@ async fn submit_blank_alert_fields_store_nothing(backend: Backend) {
     };
     assert!(severity_error.to_string().contains("empty severity"), "{severity_error:#}");
     assert_eq!(test.count("submissions", "true").await, 0);
+    assert_eq!(test.count("alerts", "true").await, 0);
     assert_eq!(test.count("outbox_events", "true").await, 0);
 }
 

@@ -46,7 +46,7 @@ async fn migrations_run_once_concurrently() {
 
     let versions = database.rows("SELECT version, name FROM epro_schema_migrations ORDER BY version").await;
     let expected: Vec<Vec<Option<String>>> =
-        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "export_sequence"]
+        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "export_sequence", "alerts"]
             .iter()
             .take(SCHEMA_VERSION as usize)
             .enumerate()
@@ -97,6 +97,7 @@ async fn append_only_tables_reject_truncate() {
         ("derived_records", "derived_records is append-only: truncate rejected"),
         ("data_query_events", "data_query_events is append-only: truncate rejected"),
         ("data_queries", "data_queries are never deleted: truncate rejected"),
+        ("alerts", "alerts are never deleted: truncate rejected"),
         ("submissions", "submissions is append-only: truncate rejected"),
     ] {
         let error = test.rejected(&format!("TRUNCATE {table} CASCADE")).await;

@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use epro_store::{NewQuery, NewSubmission, OutboxFailure, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome};
+use epro_store::{
+    NewAlert, NewQuery, NewSubmission, OutboxFailure, Receipt, SourceFormat, Store, StoreConfig, SubmitOutcome,
+};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use tempfile::TempDir;
@@ -399,6 +401,17 @@ pub fn new_query(item: &str, code: &str, rule: &str) -> NewQuery {
         code: code.to_owned(),
         rule: rule.to_owned(),
         params: r#"{"min":0,"max":10}"#.to_owned(),
+    }
+}
+
+/// Builds a `high` alert of `rule` on item `/q9`, due an hour after `submission` was
+/// received.
+pub fn new_alert(submission: &NewSubmission, rule: &str) -> NewAlert {
+    NewAlert {
+        rule: rule.to_owned(),
+        severity: "high".to_owned(),
+        items: vec!["/q9".to_owned()],
+        due_at: submission.received_at + time::Duration::hours(1),
     }
 }
 
