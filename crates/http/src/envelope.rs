@@ -36,6 +36,10 @@ pub struct Intake {
     pub form_version: Option<String>,
     /// When the patient finished, with the device's UTC offset.
     pub completed_at: OffsetDateTime,
+    /// Whether the client sent no completion time, so `completed_at` is the
+    /// server's receipt time. The content hash then leaves the time out, so
+    /// a retry of the same request matches the stored submission.
+    pub completed_at_stamped: bool,
     pub answers: Answers,
     /// The answers exactly as received, as JSON text, kept byte for byte:
     /// the `answers` object, the `formContent` string's content, or the
@@ -117,6 +121,7 @@ pub fn parse_native(body: &[u8]) -> Result<Intake, ApiError> {
                 patient_id,
                 form_version,
                 completed_at,
+                completed_at_stamped: false,
                 answers: Answers::Native(answers),
                 questionnaire: None,
                 raw,
@@ -223,6 +228,7 @@ pub fn parse_fhir(body: &[u8], patient_query: Option<&str>) -> Result<Intake, Ap
             patient_id,
             form_version,
             completed_at,
+            completed_at_stamped: false,
             answers: Answers::Fhir(items),
             questionnaire,
             raw: String::from_utf8_lossy(body).into_owned(),
@@ -329,6 +335,7 @@ pub fn parse_seed(
                 patient_id,
                 form_version,
                 completed_at,
+                completed_at_stamped: !completion_was_sent,
                 answers: Answers::Native(answers),
                 questionnaire: None,
                 raw,

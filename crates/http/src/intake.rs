@@ -301,10 +301,16 @@ fn content_hash(
     intake: &Intake,
     normalized_answers: &str,
 ) -> Result<[u8; 32], ApiError> {
-    let completed_at = intake
-        .completed_at
-        .format(&Rfc3339)
-        .map_err(|error| anyhow::anyhow!("failed to format completedAt: {error}"))?;
+    // A completion time the server stamped differs on every retry, so it is
+    // not part of what identifies the content.
+    let completed_at = if intake.completed_at_stamped {
+        String::new()
+    } else {
+        intake
+            .completed_at
+            .format(&Rfc3339)
+            .map_err(|error| anyhow::anyhow!("failed to format completedAt: {error}"))?
+    };
     let identity = (trial_id, &published.id, &published.version, &intake.patient_id, completed_at, normalized_answers);
     let bytes = serde_json::to_vec(&identity).map_err(|error| anyhow::anyhow!("failed to encode content: {error}"))?;
     Ok(Sha256::digest(bytes).into())

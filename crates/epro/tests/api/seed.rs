@@ -123,3 +123,33 @@ async fn seed_rejects_bad_idempotency_key_as_header() {
     assert_eq!(error["item"], "Idempotency-Key");
     assert_eq!(error["path"], "", "a header has no place in the body");
 }
+
+/// The old request format has no completion time, so the server stamps the
+/// receipt time. A retry of the same request used to hash to other content
+/// (a later stamp) and got 409 instead of the original receipt.
+#[tokio::test]
+async fn seed_retry_without_completion_time_returns_receipt() {
+    let app = spawn_app().await;
+    let mut envelope = seed_envelope();
+    envelope["formContent"] = json!(phq9_answers().to_string());
+    let id = uuid::Uuid::new_v4().to_string();
+    envelope["submissionId"] = json!(id);
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut keyed = seed_envelope();
+    keyed["formContent"] = json!(phq9_answers().to_string());
+
+    let first = app.submit_seed(&envelope, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let retry = app.submit_seed(&envelope, &[]).await;
+    let keyed_first = app.submit_seed(&keyed, &[("idempotency-key", &key)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let keyed_retry = app.submit_seed(&keyed, &[("idempotency-key", &key)]).await;
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(retry.status, 200, "a retry is not a conflict: {}", retry.text);
+    assert_eq!(retry.json()["submissionId"], id.as_str());
+    assert_eq!(keyed_first.status, 200, "{}", keyed_first.text);
+    assert_eq!(keyed_retry.status, 200, "a keyed retry is not a conflict: {}", keyed_retry.text);
+    assert_eq!(keyed_first.json()["submissionId"], keyed_retry.json()["submissionId"]);
+    assert_eq!(app.count("SELECT count(*) FROM submissions"), 2);
+}

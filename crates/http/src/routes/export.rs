@@ -58,7 +58,7 @@ pub(crate) fn authorize_export(state: &AppState, headers: &HeaderMap) -> Result<
 /// The handler reads them as a list, so that it can report unknown and
 /// repeated parameters by name.
 #[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 #[allow(dead_code)]
 pub(crate) struct ExportParams {
     /// `csv` (the default), `ndjson` or `fhir` (NDJSON of FHIR `QuestionnaireResponse`).
