@@ -21,7 +21,7 @@ if [ "$#" -eq 0 ]; then
 fi
 
 case "${1:-}" in
-    serve | migrate | forms | outbox | revalidate | help | -*)
+    serve | migrate | forms | outbox | revalidate | export | audit | help | -*)
         set -- epro "$@"
         ;;
 esac

@@ -202,6 +202,16 @@ output=$(run_in_container "${as_image_user[@]}" "${image_command[0]}" --version 
 [[ "$output" == "epro "* ]] || fail "the entry point with --version printed: $output"
 pass "entry point passes options to epro: $output"
 
+# Every subcommand epro lists must reach epro through the entry point, so a
+# new subcommand cannot be forgotten in its list.
+mapfile -t subcommands < <("$binary" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF && $1 != "help" { print $1 }')
+[ "${#subcommands[@]}" -gt 3 ] || fail "could not read the subcommands from epro --help"
+for subcommand in "${subcommands[@]}"; do
+    output=$(run_in_container "${as_image_user[@]}" "${image_command[0]}" "$subcommand" --help 2>&1) ||
+        fail "the entry point does not pass \"$subcommand --help\" to epro: $output"
+done
+pass "entry point passes every subcommand to epro: ${subcommands[*]}"
+
 if [ "$EUID" -eq 0 ]; then
     output=$(run_in_container "${image_command[@]}" 2>&1) && status=0 || status=$?
     [ "$status" -eq 2 ] || fail "epro as root through the entry point exited $status, expected 2: $output"
