@@ -102,6 +102,13 @@ async fn export(store: &Store, layout: Layout, options: &mut Options, args: &Exp
     }
 
     let mut exporter = Exporter::start(store.clone(), layout, options.clone()).await?;
+    if exporter.since_is_beyond_database() {
+        anyhow::bail!(
+            "the cursor {} lies beyond this database's last submission: it comes from another database or \
+             from this one before a restore; leave out --since and --cursor-file to export every submission",
+            exporter.next_cursor()
+        );
+    }
     let audit = ExportAudit {
         actor: crate::outbox_cli::actor(),
         trial_id: args.trial.clone(),

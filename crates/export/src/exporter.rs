@@ -74,6 +74,13 @@ impl Exporter {
         self
     }
 
+    /// Returns true when the export's `since` lies beyond the database's
+    /// current position, so the export would skip submissions without a word;
+    /// see [`ExportCursor::is_beyond`].
+    pub fn since_is_beyond_database(&self) -> bool {
+        self.options.since.as_ref().is_some_and(|since| since.is_beyond(&self.until))
+    }
+
     /// Returns the cursor to pass as `since` to the next export. Keep it only
     /// after the whole output was read: an export that stopped part way must
     /// be repeated from its own `since`.

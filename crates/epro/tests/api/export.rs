@@ -233,7 +233,11 @@ async fn export_fhir_writes_questionnaire_responses() {
 async fn export_rejects_bad_options() {
     let app = spawn_app().await;
     let other_backend_cursor = if is_postgres() { "v1.s.1" } else { "v1.p.5" };
+    // A cursor from a database further along (another server, or this one
+    // before a restore) would silently skip submissions.
+    let future_cursor = if is_postgres() { "v1.p.999999999" } else { "v1.s.99999" };
     let cases = [
+        (format!("since={future_cursor}"), "since", "invalid_cursor"),
         ("format=xml".to_owned(), "format", "invalid_option"),
         ("since=abc".to_owned(), "since", "invalid_cursor"),
         ("since=".to_owned(), "since", "invalid_cursor"),

@@ -147,6 +147,9 @@ pub async fn export(
     let exporter = Exporter::start(state.store.clone(), layout, options.clone())
         .await
         .map_err(|error| ApiError::from_store(error, "failed to start export"))?;
+    if exporter.since_is_beyond_database() {
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_option("since", EnvelopeProblem::InvalidCursor)]));
+    }
     let audit = ExportAudit {
         actor: actor.to_owned(),
         trial_id: trial_id.clone(),

@@ -70,6 +70,18 @@ impl ExportCursor {
         matches!(self.0, Mark::Sqlite { .. })
     }
 
+    /// Returns true when this cursor lies beyond `mark`, the database's current
+    /// position: it came from another database, or from this one before it was
+    /// restored from a backup. An export from it would skip every submission up
+    /// to its position without a word, so callers reject it.
+    pub fn is_beyond(&self, mark: &ExportCursor) -> bool {
+        match (&self.0, &mark.0) {
+            (Mark::Sqlite { seq }, Mark::Sqlite { seq: current }) => seq > current,
+            (Mark::Postgres { xmax, .. }, Mark::Postgres { xmax: current, .. }) => xmax > current,
+            _ => true,
+        }
+    }
+
     /// Returns the cursor to hand out after an export from `since` up to the mark
     /// `until`: the mark, or on SQLite `since` when it lies beyond the mark, so that a
     /// cursor never moves backwards.
