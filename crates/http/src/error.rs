@@ -162,7 +162,7 @@ pub enum EnvelopeProblem {
     TooLong { max_length: usize },
     /// Query parameters of a list request that do not parse; `accepted`
     /// lists the ones the endpoint takes.
-    InvalidQueryParameters { accepted: &'static [&'static str] },
+    InvalidQueryParameters { accepted: &'static [&'static str], max_limit: Option<usize> },
     /// A number too large for a 64-bit float (such as `1e400`).
     NumberOutOfRange,
     /// The same key appears twice in one JSON object, so the value is
@@ -209,12 +209,12 @@ impl FieldError {
     }
 
     /// Builds a finding on the URL's query string of an endpoint that takes
-    /// the parameters `accepted`.
-    pub fn query_parameter(accepted: &'static [&'static str]) -> Self {
+    /// the parameters `accepted`, with `limit` up to `max_limit` when it pages.
+    pub fn query_parameter(accepted: &'static [&'static str], max_limit: Option<usize>) -> Self {
         FieldError {
             item: "query".to_owned(),
             path: String::new(),
-            detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters { accepted }),
+            detail: Detail::Envelope(EnvelopeProblem::InvalidQueryParameters { accepted, max_limit }),
         }
     }
 

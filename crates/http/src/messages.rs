@@ -235,12 +235,18 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
         (EnvelopeProblem::TooLong { max_length }, ZhCn) => {
             format!("“{field}”超过 {max_length} 个字符。请缩短。")
         }
-        (EnvelopeProblem::InvalidQueryParameters { accepted }, En) => format!(
-            "The query parameters are invalid. Use only {}; limit is a number from 1 to 500.",
+        (EnvelopeProblem::InvalidQueryParameters { accepted, max_limit: Some(max) }, En) => format!(
+            "The query parameters are invalid. Use only {}; limit is a number from 1 to {max}.",
             accepted.join(", ")
         ),
-        (EnvelopeProblem::InvalidQueryParameters { accepted }, ZhCn) => {
-            format!("查询参数无效。只能使用 {}；limit 为 1 至 500 的数字。", accepted.join("、"))
+        (EnvelopeProblem::InvalidQueryParameters { accepted, max_limit: None }, En) => {
+            format!("The query parameters are invalid. Use only {}.", accepted.join(", "))
+        }
+        (EnvelopeProblem::InvalidQueryParameters { accepted, max_limit: Some(max) }, ZhCn) => {
+            format!("查询参数无效。只能使用 {}；limit 为 1 至 {max} 的数字。", accepted.join("、"))
+        }
+        (EnvelopeProblem::InvalidQueryParameters { accepted, max_limit: None }, ZhCn) => {
+            format!("查询参数无效。只能使用 {}。", accepted.join("、"))
         }
         (EnvelopeProblem::WrongType { expected }, En) => {
             format!("\"{field}\" must be {}.", english_json_type(expected))

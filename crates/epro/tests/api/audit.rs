@@ -103,6 +103,19 @@ async fn audit_needs_operator_token_and_valid_parameters() {
     assert_eq!(bad_from["errors"][0]["item"], "from", "{bad_from}");
     assert_eq!(bad_from["errors"][0]["code"], "invalid_datetime", "{bad_from}");
     assert!(bad_from["errors"][0]["message"].as_str().unwrap().contains("RFC 3339"), "{bad_from}");
+    let too_many = app
+        .client
+        .get(format!("{}/v1/audit?limit=10001", app.address))
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let message = too_many["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("from 1 to 10000"), "the message gives this endpoint's range: {message}");
     for query in ["limit=0", "limit=10001", "after=x", "status=open"] {
         let reply = app.get_with_token(&format!("/v1/audit?{query}"), OPERATOR_TOKEN).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.text);

@@ -343,7 +343,7 @@ fn field_catalogue() -> Vec<(FieldError, &'static str)> {
         (FieldError::query_value("status", EnvelopeProblem::InvalidAlertStatus), "400"),
         (FieldError::envelope("comment", EnvelopeProblem::Blank), "422"),
         (FieldError::envelope("comment", EnvelopeProblem::TooLong { max_length: 2000 }), "422"),
-        (FieldError::query_parameter(&["after", "limit"]), "400"),
+        (FieldError::query_parameter(&["after", "limit"], Some(500)), "400"),
         envelope("answers./44261-6", EnvelopeProblem::NumberOutOfRange),
         envelope("patientId", EnvelopeProblem::DuplicateKey),
         envelope("resourceType", EnvelopeProblem::FhirResourceAsJson),

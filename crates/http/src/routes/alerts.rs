@@ -127,7 +127,7 @@ impl IntoResponses for ListErrors {
         let errors = vec![
             ApiError::Unauthorized,
             ApiError::InvalidEnvelope(vec![
-                FieldError::query_parameter(LIST_PARAMETERS),
+                FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE)),
                 FieldError::query_value("status", EnvelopeProblem::InvalidAlertStatus),
             ]),
             errors::unknown_trial(),
@@ -189,7 +189,7 @@ pub async fn list(
     authorize_staff(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
     })?;
     if state.catalog.trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
@@ -203,7 +203,7 @@ pub async fn list(
     };
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))]));
     }
     let filter = AlertFilter { trial_id, status, patient_id: params.patient_id, after: params.after, limit };
 

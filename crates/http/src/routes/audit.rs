@@ -119,7 +119,7 @@ impl IntoResponses for AuditErrors {
         let errors = vec![
             ApiError::Unauthorized,
             ApiError::InvalidEnvelope(vec![
-                FieldError::query_parameter(PARAMETERS),
+                FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT)),
                 FieldError::query_value("from", EnvelopeProblem::InvalidDateTime),
             ]),
             ApiError::Unavailable,
@@ -154,11 +154,11 @@ pub async fn list(
     authorize_operator(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS)])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT))])
     })?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS)]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT))]));
     }
     let mut errors = Vec::new();
     let from = parse_instant("from", params.from.as_deref(), &mut errors);

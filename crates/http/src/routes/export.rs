@@ -252,7 +252,7 @@ pub async fn codebook(
 fn read_params(params: RawParams, accepted: &'static [&'static str]) -> Result<Vec<(String, String)>, ApiError> {
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query string");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(accepted)])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(accepted, None)])
     })?;
     let mut errors = Vec::new();
     for (position, (name, _)) in params.iter().enumerate() {

@@ -86,7 +86,7 @@ impl IntoResponses for DeadLetterErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
-            ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS)]),
+            ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS, Some(MAX_PAGE))]),
             ApiError::Unavailable,
         ];
         errors::responses(ErrorShape::Standard, Layers::Limited, errors)
@@ -118,11 +118,11 @@ pub async fn dead_letters(
     authorize_operator(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS)])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS, Some(MAX_PAGE))])
     })?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS)]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS, Some(MAX_PAGE))]));
     }
 
     let states = state

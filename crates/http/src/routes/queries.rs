@@ -119,7 +119,7 @@ impl IntoResponses for ListErrors {
         let errors = vec![
             ApiError::Unauthorized,
             ApiError::InvalidEnvelope(vec![
-                FieldError::query_parameter(LIST_PARAMETERS),
+                FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE)),
                 FieldError::envelope("status", EnvelopeProblem::InvalidQueryStatus),
             ]),
             errors::unknown_trial(),
@@ -153,7 +153,7 @@ pub async fn list(
     authorize_operator(&state, &headers)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
-        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)])
+        ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
     })?;
     if state.catalog.trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
@@ -165,7 +165,7 @@ pub async fn list(
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS)]));
+        return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))]));
     }
     let filter = QueryFilter {
         trial_id,
