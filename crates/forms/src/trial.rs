@@ -61,7 +61,7 @@ impl AlertPolicy {
     /// the same day.
     pub const DEFAULT_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(60 * 60);
 
-    /// Longest deadline accepted: one year. A longer one is a typo, and
+    /// Maximum deadline: one year. A longer one is a typo, and
     /// would push due times beyond what the store's timestamps hold.
     pub const MAX_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 }

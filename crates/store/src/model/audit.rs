@@ -15,9 +15,9 @@ pub struct AuditRecord {
     pub seq: i64,
     /// When the action happened, RFC 3339 in UTC, as stored.
     pub occurred_at: String,
-    /// Who acted: `patient:ID`, `staff:ID`, `operator` or `system`.
+    /// The actor: `patient:ID`, `staff:ID`, `operator` or `system`.
     pub actor: String,
-    /// What happened, for example `submission.created`.
+    /// The action, for example `submission.created`.
     pub action: String,
     /// Kind of the entity acted on, for example `submission` or `data_query`.
     pub entity: String,
@@ -51,7 +51,7 @@ impl fmt::Debug for AuditRecord {
     }
 }
 
-/// Which audit rows to read. Every filter that is set must match. Rows come in `seq`
+/// The selection of audit rows to read. Every filter that is set must match. Rows come in `seq`
 /// order, starting after `after_seq`.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
@@ -83,7 +83,7 @@ pub enum AuditVerification {
     Broken(AuditBreak),
 }
 
-/// Where and how the audit chain breaks.
+/// The first break in the audit chain and its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditBreak {
     /// The first row that fails the check.
@@ -93,7 +93,7 @@ pub struct AuditBreak {
     pub entries_checked: u64,
 }
 
-/// How a row fails the chain check.
+/// The way a row fails the chain check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditBreakKind {
     /// The row's content no longer matches its hash: it was changed after it was
