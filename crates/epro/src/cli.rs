@@ -55,6 +55,12 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Create staff accounts and manage their tokens, reading the database
+    /// directly. `staff create --role admin` makes the first administrator.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Check the audit trail.
     Audit {
         #[command(subcommand)]
@@ -72,6 +78,72 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+/// Subcommands of `epro staff`. Each writes one audit row with actor `cli`.
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create a staff account and print its first token as JSON, once.
+    Create {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Staff id: 1 to 64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        id: String,
+        /// Name shown in listings.
+        #[arg(long)]
+        name: String,
+        /// A role as ROLE, ROLE:TRIAL or ROLE:TRIAL:SITE: admin, data_manager:TRIAL,
+        /// monitor:TRIAL, investigator:TRIAL:SITE or site_staff:TRIAL:SITE. Repeat for
+        /// several roles. Trial and site ids are not checked against the trial files here;
+        /// `POST /v1/staff` checks them.
+        #[arg(long = "role", required = true, value_parser = parse_grant)]
+        roles: Vec<epro_store::RoleGrant>,
+        /// Days the token is valid.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: u32,
+    },
+    /// Issue another token for a staff account and print it as JSON, once.
+    IssueToken {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+        /// Days the token is valid.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: u32,
+    },
+    /// Revoke every active token of a staff account.
+    RevokeTokens {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+    /// List staff accounts with their roles, one JSON object per line.
+    List {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Parses `ROLE[:TRIAL[:SITE]]` into a grant whose trial and site fit the role.
+fn parse_grant(text: &str) -> Result<epro_store::RoleGrant, String> {
+    let mut parts = text.splitn(3, ':');
+    let role = parts.next().unwrap_or_default().parse::<epro_store::Role>().map_err(|error| error.to_string())?;
+    let grant = epro_store::RoleGrant {
+        role,
+        trial_id: parts.next().filter(|part| !part.is_empty()).map(str::to_owned),
+        site_id: parts.next().filter(|part| !part.is_empty()).map(str::to_owned),
+    };
+    grant.check().map_err(|error| format!("{error}; write admin, data_manager:TRIAL or investigator:TRIAL:SITE"))?;
+    Ok(grant)
 }
 
 /// Options of `epro export`, named as the HTTP endpoint's query parameters.

@@ -17,7 +17,6 @@ use epro_http::{AdmissionSettings, IpRate, Language};
 use epro_outbox::SinkConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -156,14 +155,21 @@ fn default_sink() -> SinkConfig {
     SinkConfig::File { path: PathBuf::from("var/outbox.ndjson") }
 }
 
-/// `[auth]`: credentials. Values here are secrets and never logged.
-#[derive(Debug, Default, Deserialize, Serialize)]
+/// `[auth]`: who may submit, and how long new tokens live. Staff accounts and
+/// tokens live in the database (`epro staff create`); no secret is configured here.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Bearer token for `GET /v1/submissions/{id}`. Unset disables that
-    /// endpoint. Prefer `EPRO_AUTH__OPERATOR_TOKEN` to writing it in a file.
-    #[serde(skip_serializing)]
-    pub operator_token: Option<SecretString>,
+    /// Whether submissions need a patient token, or a staff token of the patient's
+    /// site. `false` accepts anonymous submissions for any patient id: for
+    /// demonstrations and benchmarks only.
+    pub require_patient_token: bool,
+    /// Days a new patient token is valid unless the enrolment asks for another
+    /// lifetime.
+    pub patient_token_days: u32,
+    /// Days a new staff token is valid unless the request asks for another
+    /// lifetime.
+    pub staff_token_days: u32,
 }
 
 /// `[alerts]`: the escalation of alerts that site staff did not acknowledge
@@ -269,7 +275,7 @@ impl Default for Defaults {
                 dead_letter_after_rejections: 10,
                 relay_id: String::new(),
             },
-            auth: AuthConfig::default(),
+            auth: AuthConfig { require_patient_token: true, patient_token_days: 365, staff_token_days: 365 },
             telemetry: TelemetryConfig {
                 log_format: LogFormat::Text,
                 log_filter: "info".to_owned(),

@@ -33,5 +33,6 @@ pub mod forms_check;
 pub mod outbox_cli;
 pub mod revalidate;
 pub mod server;
+pub mod staff_cli;
 pub mod startup;
 pub mod telemetry;

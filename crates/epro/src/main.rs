@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(&config, listen),
         Command::Migrate { config } => migrate(&config),
         Command::Outbox { command } => epro::outbox_cli::run(command),
+        Command::Staff { command } => epro::staff_cli::run(command),
         Command::Audit { command } => match epro::audit_cli::run(command) {
             Ok(intact) => return ExitCode::from(if intact { exit::SUCCESS } else { exit::INVALID_INPUT }),
             Err(error) => Err(error),

@@ -106,8 +106,8 @@ impl Application {
             "Server built"
         );
 
-        if config.auth.operator_token.is_none() {
-            tracing::info!("Reading stored submissions is disabled: auth.operator_token is not set");
+        if !config.auth.require_patient_token {
+            tracing::warn!("auth.require_patient_token is off: anyone can submit for any patient id");
         }
 
         let settings = Settings {
@@ -115,7 +115,9 @@ impl Application {
             max_body_bytes: config.http.max_body_bytes,
             max_json_depth: config.http.max_json_depth,
             clock_skew_seconds: config.http.clock_skew_seconds,
-            operator_token: config.auth.operator_token.clone(),
+            require_patient_token: config.auth.require_patient_token,
+            patient_token_days: config.auth.patient_token_days,
+            staff_token_days: config.auth.staff_token_days,
             admission: config.admission(),
         };
         let state = AppState::new(Arc::new(catalog), store, settings, metrics);
@@ -132,6 +134,12 @@ impl Application {
             },
             header_read_timeout: Duration::from_secs(config.http.header_read_timeout_seconds),
         })
+    }
+
+    /// Returns the application's store, for setup that needs no HTTP request, such
+    /// as the first staff account of a test.
+    pub fn store(&self) -> &epro_store::Store {
+        &self.state.store
     }
 
     /// Returns the address the server listens on (useful with port 0).

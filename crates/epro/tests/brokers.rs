@@ -26,7 +26,7 @@ use support::{Server, phq9_envelope, write_backend_config};
 
 const SUBMISSIONS: usize = 5_000;
 const CONCURRENCY: usize = 32;
-const OPERATOR_TOKEN: &str = "backend-test-operator-token";
+const OPERATOR_TOKEN: &str = support::BACKEND_TOKEN;
 
 /// Submits `count` new PHQ-9 sets, `CONCURRENCY` at a time, and returns the
 /// id of each. Panics on any status but 201: during a broker outage nothing

@@ -17,7 +17,7 @@ mod support;
 
 use support::{Server, write_config};
 
-const TOKEN: &str = "crash-test-operator-token";
+const TOKEN: &str = "epro_s_c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
 const CYCLES: usize = 20;
 const WORKERS: usize = 16;
 const LOAD_TIME: Duration = Duration::from_millis(400);

@@ -21,7 +21,7 @@ mod support;
 
 use support::{Server, write_config};
 
-const TOKEN: &str = "resilience-test-operator-token";
+const TOKEN: &str = "epro_s_d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
 const SUBMIT_PATH: &str = "/v1/trials/demo/forms/phq9/submissions";
 
 /// A complete PHQ-9 answer set for the demo trial.

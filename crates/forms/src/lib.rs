@@ -53,6 +53,6 @@ pub use model::{
 };
 pub use trial::{
     AlertPolicy, Catalog, Localized, LookupError, PublishedForm, RuleTranslation, Trial, TrialAlert, TrialFile,
-    TrialFormEntry, TrialScore, attach_trial_rules, parse_trial_file,
+    TrialFormEntry, TrialScore, TrialSite, attach_trial_rules, parse_trial_file,
 };
 pub use validate::{Alert, Checked, Expected, Finding, Hint, Problem, Score, Severity, check_fhir_items, check_native};

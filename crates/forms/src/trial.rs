@@ -35,6 +35,16 @@ pub struct TrialFile {
     pub forms: Vec<TrialFormEntry>,
     /// The `[alerts]` table, or the defaults when the file has none.
     pub alerts: AlertPolicy,
+    /// The `[[sites]]` entries in file order: where patients are enrolled.
+    pub sites: Vec<TrialSite>,
+}
+
+/// A `[[sites]]` entry: a hospital or clinic of the trial, where patients are
+/// enrolled and whose staff see only that site's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialSite {
+    pub id: String,
+    pub name: Localized,
 }
 
 /// How site staff handle the alerts of one trial: the `[alerts]` table of a
@@ -150,6 +160,8 @@ pub struct Trial {
     pub forms: Vec<PublishedForm>,
     /// The trial's `[alerts]` table.
     pub alerts: AlertPolicy,
+    /// The trial's sites in file order.
+    pub sites: Vec<TrialSite>,
 }
 
 /// One version of a form as published in a trial.
@@ -273,7 +285,12 @@ impl Trial {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Trial { id: file.id, title: file.title, forms: published, alerts: file.alerts })
+        Ok(Trial { id: file.id, title: file.title, forms: published, alerts: file.alerts, sites: file.sites })
+    }
+
+    /// Finds a site by id.
+    pub fn site(&self, site_id: &str) -> Option<&TrialSite> {
+        self.sites.iter().find(|site| site.id == site_id)
     }
 
     /// Finds a form by id, and by version when one is given. Without a
@@ -381,7 +398,7 @@ impl Parser {
     }
 
     fn trial(&mut self, table: &Table) -> Option<TrialFile> {
-        self.reject_unknown_keys(table, &["id", "title", "forms", "alerts"], "");
+        self.reject_unknown_keys(table, &["id", "title", "forms", "alerts", "sites"], "");
         let id = self.id(table, "id", "id");
         let title = self.required_localized(table.get("title"), "title");
         let forms = match table.get("forms") {
@@ -396,7 +413,40 @@ impl Parser {
             }
         };
         let alerts = self.alert_policy(table.get("alerts"));
-        Some(TrialFile { id: id?, title: title?, forms, alerts: alerts? })
+        let sites = self.sites(table.get("sites"));
+        Some(TrialFile { id: id?, title: title?, forms, alerts: alerts?, sites })
+    }
+
+    /// Reads the `[[sites]]` entries; a trial without any has no sites yet, and
+    /// nobody can be enrolled into it.
+    fn sites(&mut self, value: Option<&Value>) -> Vec<TrialSite> {
+        let Some(value) = value else {
+            return Vec::new();
+        };
+        let Some(list) = value.as_array() else {
+            self.error("sites", "sites must be an array of tables, written [[sites]]");
+            return Vec::new();
+        };
+        let mut sites: Vec<TrialSite> = Vec::new();
+        for (position, entry) in list.iter().enumerate() {
+            let path = format!("sites[{position}]");
+            let Some(table) = entry.as_table() else {
+                self.error(path, "site entry must be a table");
+                continue;
+            };
+            self.reject_unknown_keys(table, &["id", "name"], &path);
+            let id = self.id(table, "id", &format!("{path}.id"));
+            let name = self.required_localized(table.get("name"), &format!("{path}.name"));
+            let (Some(id), Some(name)) = (id, name) else {
+                continue;
+            };
+            if let Some(first) = sites.iter().position(|site| site.id == id) {
+                self.error(path, format!("site {id} is already listed at sites[{first}]"));
+                continue;
+            }
+            sites.push(TrialSite { id, name });
+        }
+        sites
     }
 
     /// Reads the `[alerts]` table, or returns the defaults when it is absent.

@@ -35,8 +35,22 @@ pub enum ApiError {
     /// The envelope (everything around the answers) has missing, mistyped
     /// or invalid fields.
     InvalidEnvelope(Vec<FieldError>),
-    /// A read endpoint was called without a valid operator token.
+    /// The endpoint needs a token and the request had none, or its token is
+    /// malformed, unknown, expired or revoked.
     Unauthorized,
+    /// The caller's token is valid, but its roles (or, for a patient token, its
+    /// patient and trial) do not allow this request.
+    Forbidden { permission: crate::auth::Permission },
+    /// A staff account with this id exists already.
+    StaffExists { staff_id: String },
+    /// No staff account has this id.
+    StaffNotFound { staff_id: String },
+    /// The patient is enrolled in the trial already.
+    PatientAlreadyEnrolled { patient_id: String },
+    /// The patient is not enrolled in the trial.
+    PatientNotEnrolled { patient_id: String },
+    /// The trial has no site with this id.
+    UnknownSite { trial_id: String, site_id: String },
     /// No trial has this id.
     UnknownTrial { trial_id: String },
     /// The trial has no form with this id.
@@ -177,6 +191,14 @@ pub enum EnvelopeProblem {
     PatientMismatch,
     /// A query parameter that takes one of a fixed set of values got another.
     InvalidOption { allowed: &'static [&'static str] },
+    /// A body field whose value is not one of those allowed, such as an unknown
+    /// role.
+    NotOneOf { allowed: &'static [&'static str] },
+    /// A body field that the role of its grant does not take, such as a site for
+    /// a data manager, or that it needs and lacks.
+    RoleScope { role: &'static str, needed: bool },
+    /// A whole number outside its allowed range.
+    OutOfRange { min: i64, max: i64 },
     /// An export's `since` is not a cursor this server's database made.
     InvalidCursor,
     /// A query parameter this endpoint does not take; `accepted` lists the
@@ -261,6 +283,10 @@ impl EnvelopeProblem {
             EnvelopeProblem::QuestionnaireMismatch { .. } => "questionnaire_mismatch",
             EnvelopeProblem::PatientMismatch => "patient_mismatch",
             EnvelopeProblem::InvalidOption { .. } => "invalid_option",
+            EnvelopeProblem::NotOneOf { .. } => "not_one_of",
+            EnvelopeProblem::RoleScope { needed: true, .. } => "required_for_role",
+            EnvelopeProblem::RoleScope { needed: false, .. } => "not_for_role",
+            EnvelopeProblem::OutOfRange { .. } => "out_of_range",
             EnvelopeProblem::InvalidCursor => "invalid_cursor",
             EnvelopeProblem::UnknownParameter { .. } => "unknown_parameter",
             EnvelopeProblem::DuplicateParameter => "duplicate_parameter",
@@ -279,6 +305,10 @@ impl ApiError {
             | ApiError::InvalidCompressedBody
             | ApiError::IncompleteBody => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::StaffExists { .. } | ApiError::PatientAlreadyEnrolled { .. } => StatusCode::CONFLICT,
+            ApiError::UnknownSite { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::StaffNotFound { .. } | ApiError::PatientNotEnrolled { .. } => StatusCode::NOT_FOUND,
             ApiError::UnknownTrial { .. }
             | ApiError::UnknownForm { .. }
             | ApiError::UnknownVersion { .. }
@@ -312,6 +342,12 @@ impl ApiError {
             ApiError::NestingTooDeep { .. } => "nesting_too_deep",
             ApiError::InvalidEnvelope(_) => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::StaffExists { .. } => "staff_exists",
+            ApiError::StaffNotFound { .. } => "staff_not_found",
+            ApiError::PatientAlreadyEnrolled { .. } => "patient_already_enrolled",
+            ApiError::PatientNotEnrolled { .. } => "patient_not_enrolled",
+            ApiError::UnknownSite { .. } => "unknown_site",
             ApiError::UnknownTrial { .. } => "unknown_trial",
             ApiError::UnknownForm { .. } => "unknown_form",
             ApiError::UnknownVersion { .. } => "unknown_form_version",

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+use crate::auth::{self, Principal};
 use crate::envelope::{Answers, Intake};
 use crate::error::{ApiError, Detail, EnvelopeProblem, FieldError};
 use crate::query_params;
@@ -102,6 +103,7 @@ pub struct Target<'a> {
 /// content; 503 when the store is full or shutting down.
 pub async fn accept(
     state: &AppState,
+    principal: &Principal,
     target: Target<'_>,
     intake: Intake,
     pointer_base: &str,
@@ -109,6 +111,7 @@ pub async fn accept(
     request_id: Option<String>,
 ) -> Result<(Disposition, ReceiptBody), ApiError> {
     let published = find_form(state, target, intake.form_version.as_deref())?;
+    let actor = auth::authorize_submission(state, principal, target.trial_id, &intake.patient_id).await?;
     // After the lookup, so that only real trials become keys of the limiter.
     state.admission.check_patient(target.trial_id, &intake.patient_id)?;
 
@@ -163,7 +166,7 @@ pub async fn accept(
         trial_id: target.trial_id.to_owned(),
         form_id: published.id.clone(),
         form_version: published.version.clone(),
-        actor: format!("patient:{}", intake.patient_id),
+        actor,
         patient_id: intake.patient_id,
         completed_at: intake.completed_at,
         received_at,

@@ -26,6 +26,7 @@
 //! - [`state`]: what every handler shares.
 
 pub mod admission;
+pub mod auth;
 pub mod error;
 pub mod language;
 pub mod metrics;
@@ -105,6 +106,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::export::export))
         .routes(routes!(routes::export::codebook))
         .routes(routes!(routes::collection::submit))
+        .routes(routes!(routes::staff::create, routes::staff::list))
+        .routes(routes!(routes::staff::issue_token, routes::staff::revoke_tokens))
+        .routes(routes!(routes::staff::me))
+        .routes(routes!(routes::patients::enrol, routes::patients::list))
+        .routes(routes!(routes::patients::issue_token, routes::patients::revoke_tokens))
         .routes(routes!(openapi::serve))
         .merge(ops_routes())
 }
@@ -201,7 +207,9 @@ mod tests {
             max_body_bytes: 1024,
             max_json_depth: 8,
             clock_skew_seconds: 300,
-            operator_token: None,
+            require_patient_token: false,
+            patient_token_days: 365,
+            staff_token_days: 365,
             admission,
         };
         let state = AppState::new(Arc::new(Catalog::new(Vec::new()).unwrap()), store, settings, Metrics::new());

@@ -34,11 +34,39 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::InvalidEnvelope(errors), ZhCn) => {
             format!("请求中有 {} 个字段无效，详见 errors 中的逐项说明。", errors.len())
         }
-        (ApiError::Unauthorized, En) => {
-            "A valid operator token is required: send it as Authorization: Bearer <token>.".to_owned()
+        (ApiError::Unauthorized, En) => "A valid token is required: send Authorization: Bearer <token>. Staff tokens start with epro_s_, patient tokens with epro_p_. An expired or revoked token needs a new one: patients ask their site, staff ask an administrator.".to_owned(),
+        (ApiError::Unauthorized, ZhCn) => "需要有效的令牌：请通过 Authorization: Bearer <令牌> 请求头发送。工作人员令牌以 epro_s_ 开头，受试者令牌以 epro_p_ 开头。令牌过期或被吊销时需要新令牌：受试者请联系研究中心，工作人员请联系管理员。".to_owned(),
+        (ApiError::Forbidden { permission }, En) => format!(
+            "Your token does not allow this request: it needs the permission {permission} for this trial, site or patient. Ask an administrator for the role you need; a patient token works only for its own patient and trial."
+        ),
+        (ApiError::Forbidden { permission }, ZhCn) => format!(
+            "您的令牌无权执行此请求：需要对该试验、研究中心或受试者拥有 {permission} 权限。请联系管理员授予所需角色；受试者令牌只能用于其本人及所属试验。"
+        ),
+        (ApiError::StaffExists { staff_id }, En) => {
+            format!("A staff account with id \"{staff_id}\" exists already; nothing was changed. Choose another staffId, or issue a new token for this account.")
         }
-        (ApiError::Unauthorized, ZhCn) => {
-            "需要有效的操作员令牌：请通过 Authorization: Bearer <令牌> 请求头发送。".to_owned()
+        (ApiError::StaffExists { staff_id }, ZhCn) => {
+            format!("id 为“{staff_id}”的工作人员账号已存在，未做任何更改。请换用其他 staffId，或为该账号签发新令牌。")
+        }
+        (ApiError::StaffNotFound { staff_id }, En) => format!("No staff account has id \"{staff_id}\". Check the staff id."),
+        (ApiError::StaffNotFound { staff_id }, ZhCn) => format!("不存在 id 为“{staff_id}”的工作人员账号。请检查 id。"),
+        (ApiError::PatientAlreadyEnrolled { patient_id }, En) => format!(
+            "Patient \"{patient_id}\" is already enrolled in this trial; nothing was changed. To replace a lost token, issue a new token for the patient."
+        ),
+        (ApiError::PatientAlreadyEnrolled { patient_id }, ZhCn) => {
+            format!("受试者“{patient_id}”已入组本试验，未做任何更改。如需替换丢失的令牌，请为该受试者签发新令牌。")
+        }
+        (ApiError::PatientNotEnrolled { patient_id }, En) => {
+            format!("Patient \"{patient_id}\" is not enrolled in this trial. Enrol the patient first.")
+        }
+        (ApiError::PatientNotEnrolled { patient_id }, ZhCn) => {
+            format!("受试者“{patient_id}”未入组本试验。请先为其办理入组。")
+        }
+        (ApiError::UnknownSite { trial_id, site_id }, En) => format!(
+            "Trial \"{trial_id}\" has no site \"{site_id}\"; nothing was changed. Use one of the sites listed in the trial file."
+        ),
+        (ApiError::UnknownSite { trial_id, site_id }, ZhCn) => {
+            format!("试验“{trial_id}”中没有研究中心“{site_id}”，未做任何更改。请使用试验文件中列出的研究中心。")
         }
         (ApiError::UnknownTrial { trial_id }, En) => {
             format!("No trial with id \"{trial_id}\" exists. Check the trial id.")
@@ -358,6 +386,24 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
         (EnvelopeProblem::PatientMismatch, ZhCn) => {
             format!("“{field}”与查询参数 patientId 指向不同的患者。请只提供其中之一，或使两者一致。")
         }
+        (EnvelopeProblem::NotOneOf { allowed }, En) => {
+            format!("\"{field}\" must be one of: {}.", allowed.join(", "))
+        }
+        (EnvelopeProblem::NotOneOf { allowed }, ZhCn) => format!("“{field}”必须是以下之一：{}。", allowed.join("、")),
+        (EnvelopeProblem::RoleScope { role, needed: true }, En) => {
+            format!("\"{field}\" is required for role {role}. Add it.")
+        }
+        (EnvelopeProblem::RoleScope { role, needed: true }, ZhCn) => format!("角色 {role} 必须填写“{field}”。请补充。"),
+        (EnvelopeProblem::RoleScope { role, needed: false }, En) => format!(
+            "\"{field}\" does not apply to role {role}: admin covers every trial, data_manager and monitor a whole trial, investigator and site_staff one site. Remove it."
+        ),
+        (EnvelopeProblem::RoleScope { role, needed: false }, ZhCn) => format!(
+            "“{field}”不适用于角色 {role}：admin 覆盖所有试验，data_manager 和 monitor 覆盖整个试验，investigator 和 site_staff 只覆盖一个研究中心。请删除该字段。"
+        ),
+        (EnvelopeProblem::OutOfRange { min, max }, En) => {
+            format!("\"{field}\" must be a whole number from {min} to {max}.")
+        }
+        (EnvelopeProblem::OutOfRange { min, max }, ZhCn) => format!("“{field}”必须是 {min} 到 {max} 之间的整数。"),
         (EnvelopeProblem::InvalidOption { allowed }, En) => {
             format!("The query parameter \"{field}\" must be one of: {}.", allowed.join(", "))
         }

@@ -111,6 +111,13 @@ impl Metrics {
         self.with_recorder(|| counter!("admission_rejections_total", "limit" => limit.label()).increment(1));
     }
 
+    /// Counts a request that presented a token epro did not accept, or asked for
+    /// something its caller may not do, by `reason` (`malformed_token`,
+    /// `unknown_token`, `expired_token`, `revoked_token`, `forbidden`).
+    pub fn record_security_event(&self, reason: &'static str) {
+        self.with_recorder(|| counter!("security_events_total", "reason" => reason).increment(1));
+    }
+
     /// Counts an alert that site staff acknowledged.
     pub fn record_alert_acknowledged(&self, trial_id: &str) {
         self.with_recorder(|| counter!("alerts_acknowledged_total", "trial" => trial_id.to_owned()).increment(1));

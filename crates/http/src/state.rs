@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use epro_forms::Catalog;
 use epro_store::Store;
-use secrecy::SecretString;
 
+use crate::auth::{SharedAuthenticator, TokenAuthenticator};
 use crate::admission::{Admission, AdmissionSettings, Limit};
 use crate::language::Language;
 use crate::metrics::Metrics;
@@ -36,6 +36,9 @@ pub struct SharedState {
     /// The limits of `settings.admission` with their counters and buckets.
     pub admission: Arc<Admission>,
     pub metrics: Metrics,
+    /// Turns bearer tokens into principals: epro's own tokens unless
+    /// [`AppState::with_authenticator`] replaced it.
+    pub authenticator: SharedAuthenticator,
 }
 
 /// The HTTP layer's part of the configuration.
@@ -51,9 +54,16 @@ pub struct Settings {
     /// How far in the future a `completedAt` may lie before it is rejected,
     /// to allow for device clocks that run fast.
     pub clock_skew_seconds: u64,
-    /// Bearer token that grants read access to stored submissions; `None`
-    /// disables the read endpoint.
-    pub operator_token: Option<SecretString>,
+    /// Whether submissions need a patient token (or a staff token of the
+    /// patient's site). `false` accepts anonymous submissions for any patient
+    /// id, for demonstrations and benchmarks only.
+    pub require_patient_token: bool,
+    /// Lifetime of a new patient token, in days, unless the request asks for
+    /// another.
+    pub patient_token_days: u32,
+    /// Lifetime of a new staff token, in days, unless the request asks for
+    /// another.
+    pub staff_token_days: u32,
     /// Concurrency, time and rate limits.
     pub admission: AdmissionSettings,
 }
@@ -62,8 +72,22 @@ impl AppState {
     /// Creates the state of one application. `metrics` should be the
     /// recorder the store was opened with, so that `/metrics` shows both.
     pub fn new(catalog: Arc<Catalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
+        let authenticator: SharedAuthenticator = Arc::new(TokenAuthenticator::new(store.clone()));
+        AppState::with_authenticator(catalog, store, settings, metrics, authenticator)
+    }
+
+    /// Creates the state of one application that authenticates bearer tokens with
+    /// `authenticator` instead of epro's own tokens.
+    pub fn with_authenticator(
+        catalog: Arc<Catalog>,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        authenticator: SharedAuthenticator,
+    ) -> AppState {
         let admission = Arc::new(Admission::new(settings.admission.clone()));
         AppState(Arc::new(SharedState {
+            authenticator,
             catalog,
             store,
             settings: Arc::new(settings),

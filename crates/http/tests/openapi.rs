@@ -35,7 +35,9 @@ async fn app() -> (Router, tempfile::TempDir) {
         max_body_bytes: 1024 * 1024,
         max_json_depth: 64,
         clock_skew_seconds: 300,
-        operator_token: None,
+        require_patient_token: false,
+        patient_token_days: 365,
+        staff_token_days: 365,
         admission: AdmissionSettings::default(),
     };
     let state = AppState::new(Arc::new(Catalog::new(Vec::new()).unwrap()), store, settings, Metrics::new());
@@ -251,22 +253,12 @@ fn retry_replies_document_retry_after() {
 }
 
 #[test]
-fn operator_operations_need_token() {
+fn api_operations_need_token() {
     let document = document();
-    let operator_paths = [
-        "/v1/submissions/{submission_id}",
-        "/v1/trials/{trial_id}/queries",
-        "/v1/queries/{query_id}/status",
-        "/v1/audit",
-        "/v1/trials/{trial_id}/forms/{form_id}/export",
-        "/v1/trials/{trial_id}/alerts",
-        "/v1/alerts/{alert_id}/acknowledge",
-        "/v1/trials/{trial_id}/forms/{form_id}/codebook",
-    ];
 
     for (method, path) in documented_operations(&document) {
         let operation = &document["paths"][&path][&method];
-        let needs_token = operator_paths.contains(&path.as_str()) || path.starts_with("/v1/outbox/");
+        let needs_token = path.starts_with("/v1/") || path.starts_with("/api/");
         let security = operation["security"].as_array();
         if needs_token {
             let names: Vec<&str> = security
@@ -275,13 +267,13 @@ fn operator_operations_need_token() {
                 .flat_map(|s| s.as_object().unwrap().keys())
                 .map(String::as_str)
                 .collect();
-            assert_eq!(names, ["operatorToken"], "{method} {path}");
+            assert_eq!(names, ["bearerToken"], "{method} {path}");
             assert!(operation["responses"]["401"].is_object(), "{method} {path} lacks 401");
         } else {
             assert!(security.is_none(), "{method} {path} should need no token");
         }
     }
-    assert_eq!(document["components"]["securitySchemes"]["operatorToken"]["scheme"], "bearer");
+    assert_eq!(document["components"]["securitySchemes"]["bearerToken"]["scheme"], "bearer");
 }
 
 /// Compiles the schema at `schema` (usually a `$ref`) with the document's

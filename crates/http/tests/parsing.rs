@@ -216,7 +216,9 @@ impl App {
             max_body_bytes: MAX_BODY_BYTES,
             max_json_depth: 64,
             clock_skew_seconds: 300,
-            operator_token: None,
+            require_patient_token: false,
+            patient_token_days: 365,
+            staff_token_days: 365,
             admission: AdmissionSettings::default(),
         };
         let state = AppState::new(Arc::new(demo_catalog()), store, settings, Metrics::new());
@@ -276,7 +278,7 @@ fn demo_catalog() -> Catalog {
             }
         })
         .collect();
-    let trial = Trial { id: trial_file.id.clone(), title: trial_file.title.clone(), forms, alerts: trial_file.alerts };
+    let trial = Trial { id: trial_file.id.clone(), title: trial_file.title.clone(), forms, alerts: trial_file.alerts, sites: trial_file.sites.clone() };
     Catalog::new(vec![trial]).expect("the demo catalog must build")
 }
 

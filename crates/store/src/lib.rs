@@ -69,6 +69,7 @@
 //! - `model`: the values passed in and out, and [`StoreError`].
 //! - `columns`: how timestamps and UUIDs are encoded in columns.
 
+mod access;
 mod audit;
 mod columns;
 mod metrics;
@@ -81,7 +82,13 @@ mod store;
 mod writer;
 
 pub use metrics::SharedRecorder;
+pub use access::{
+    PATIENT_ENROLLED, PATIENT_TOKEN_ISSUED, PATIENT_TOKENS_REVOKED, STAFF_CREATED, STAFF_TOKEN_ISSUED,
+    STAFF_TOKENS_REVOKED,
+};
 pub use model::{
+    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, GrantScope, NewToken, Role,
+    RoleGrant, StaffMember, TokenDigest,
     AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak, AuditBreakKind, AuditFilter,
     AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor,
     NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,

@@ -8,11 +8,16 @@
 //! `Debug` by hand and print only their length, so that logging a submission with `?`
 //! does not leak them.
 
+mod access;
 mod alerts;
 mod audit;
 mod export;
 mod queries;
 
+pub use access::{
+    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, GrantScope, NewToken, Role,
+    RoleGrant, StaffMember, TokenDigest,
+};
 pub use alerts::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, NewAlert};
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
 

@@ -6,6 +6,7 @@
 //! data queries runs both statements in one read transaction, so that both see the
 //! same commit.
 
+mod access;
 mod alerts;
 mod audit;
 mod export;
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row};
 use crate::columns::{from_unix_millis, parse_timestamp, parse_uuid, parse_with_offset};
 use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, StoredSubmission};
 
+pub(crate) use access::{credential, enrolments, staff_members};
 pub(crate) use alerts::{ALERT_COLUMNS, AlertColumns, alert, alerts, open_alert_count};
 pub(crate) use audit::{audit_events, seal_unhashed};
 pub(crate) use export::{export_mark, export_page};
@@ -373,4 +375,12 @@ impl OutboxColumns {
             attempts: self.attempts,
         })
     }
+}
+
+/// Returns the SQL condition that keeps only rows of patients enrolled at one of
+/// `site_count` sites, for a site-bound caller. Its parameters are the trial id and
+/// then each site id.
+pub(crate) fn site_condition(site_count: usize) -> String {
+    let placeholders = vec!["?"; site_count].join(", ");
+    format!(" AND patient_id IN (SELECT patient_id FROM patients WHERE trial_id = ? AND site_id IN ({placeholders}))")
 }

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
+    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, StaffMember, TokenDigest,
     AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
     ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
     OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
@@ -320,6 +321,36 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Command::EscalateAlerts { now, limit, reply }).await?;
         answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn change_access(
+        &self,
+        change: AccessChange,
+        origin: ChangeOrigin,
+    ) -> Result<AccessOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(Command::ChangeAccess { change: Box::new((change, origin)), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn credential(&self, digest: TokenDigest) -> Result<Option<Credential>, StoreError> {
+        self.read(move |connection| reader::credential(connection, &digest)).await
+    }
+
+    pub(crate) async fn enrolments(
+        &self,
+        filter: EnrolmentFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Enrolment>, StoreError> {
+        self.read(move |connection| reader::enrolments(connection, &filter, now)).await
+    }
+
+    pub(crate) async fn staff_members(
+        &self,
+        staff_id: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StaffMember>, StoreError> {
+        self.read(move |connection| reader::staff_members(connection, staff_id.as_deref(), now)).await
     }
 
     /// Returns the number of commands queued for the writer and not yet taken into a

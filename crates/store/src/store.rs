@@ -7,6 +7,7 @@
 //! exports in `store::export`, alerts in `store::alerts` and the audit trail in
 //! `store::audit`.
 
+mod access;
 mod alerts;
 mod audit;
 mod export;

@@ -19,8 +19,10 @@
 //! submission with its data queries, alerts, outbox rows and audit row), `outbox`
 //! (delivery marks), `queries` (raising data queries and changing their status),
 //! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
-//! records) and `export` (the audit row of an export).
+//! records), `export` (the audit row of an export) and `access` (staff accounts,
+//! enrolments and their tokens).
 
+mod access;
 mod alerts;
 mod export;
 mod outbox;
@@ -43,7 +45,7 @@ pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, ExportAudit, NewSubmission, OutboxEvent, OutboxFailure,
+    AccessChange, AccessOutcome, ChangeOrigin, AcknowledgeOutcome, Alert, AlertAcknowledgement, ExportAudit, NewSubmission, OutboxEvent, OutboxFailure,
     OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
     SubmitOutcome,
 };
@@ -126,6 +128,10 @@ pub(crate) enum Command {
         now: OffsetDateTime,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
+    },
+    ChangeAccess {
+        change: Box<(AccessChange, ChangeOrigin)>,
+        reply: oneshot::Sender<Result<AccessOutcome, StoreError>>,
     },
 }
 
@@ -239,6 +245,7 @@ enum Pending {
     Revalidation(Reply<RevalidationOutcome>),
     Acknowledgement(Reply<AcknowledgeOutcome>),
     Alerts(Reply<Vec<Alert>>),
+    Access(Reply<AccessOutcome>),
 }
 
 impl Pending {
@@ -253,6 +260,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.result.is_ok(),
             Pending::Acknowledgement(reply) => reply.result.is_ok(),
             Pending::Alerts(reply) => reply.result.is_ok(),
+            Pending::Access(reply) => reply.result.is_ok(),
         }
     }
 
@@ -271,6 +279,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.send(),
             Pending::Acknowledgement(reply) => reply.send(),
             Pending::Alerts(reply) => reply.send(),
+            Pending::Access(reply) => reply.send(),
         }
     }
 
@@ -285,6 +294,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.fail(reason),
             Pending::Acknowledgement(reply) => reply.fail(reason),
             Pending::Alerts(reply) => reply.fail(reason),
+            Pending::Access(reply) => reply.fail(reason),
         }
     }
 }
@@ -304,6 +314,7 @@ impl Command {
             Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
             Command::AcknowledgeAlert { reply, .. } => Pending::Acknowledgement(Reply::skipped(reply)),
             Command::EscalateAlerts { reply, .. } => Pending::Alerts(Reply::skipped(reply)),
+            Command::ChangeAccess { reply, .. } => Pending::Access(Reply::skipped(reply)),
         }
     }
 }
@@ -412,6 +423,13 @@ impl Writer {
                     });
                     wrote_other_events |= result.as_ref().is_ok_and(|escalated| !escalated.is_empty());
                     Pending::Alerts(Reply::new(reply, result))
+                }
+                Command::ChangeAccess { change, reply } => {
+                    let (change, origin) = &*change;
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        access::change_access(connection, change, origin, now)
+                    });
+                    Pending::Access(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

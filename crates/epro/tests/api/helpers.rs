@@ -10,7 +10,12 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+/// The token of the `ops` staff account every test app starts with: admin, data
+/// manager of both trials and investigator at site-01 of both.
+pub const OPERATOR_TOKEN: &str = "epro_s_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The site every helper enrols patients into.
+pub const SITE: &str = "site-01";
 
 /// A running server for one test.
 pub struct TestApp {
@@ -80,7 +85,7 @@ directory = "trials"
 sink = {{ type = "file", path = "var/outbox.ndjson" }}
 poll_interval_milliseconds = 20
 [auth]
-operator_token = "{OPERATOR_TOKEN}"
+require_patient_token = false
 [alerts]
 escalation_interval_seconds = 1
 "#
@@ -97,6 +102,7 @@ escalation_interval_seconds = 1
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(async move {
                 let application = Application::build(config).await.expect("application must build");
+                create_ops_account(application.store()).await;
                 let _ = address_sender.send(application.local_addr()?);
                 application.run(shutdown).await
             })
@@ -112,6 +118,28 @@ escalation_interval_seconds = 1
         shutdown,
         server: Some(server),
     }
+}
+
+/// Creates the `ops` staff account whose token is [`OPERATOR_TOKEN`].
+async fn create_ops_account(store: &epro_store::Store) {
+    use epro_store::{AccessChange, AccessOutcome, ChangeOrigin, NewToken, Role, RoleGrant};
+    let grant = |role, trial: Option<&str>, site: Option<&str>| RoleGrant {
+        role,
+        trial_id: trial.map(str::to_owned),
+        site_id: site.map(str::to_owned),
+    };
+    let grants = vec![
+        grant(Role::Admin, None, None),
+        grant(Role::DataManager, Some("demo"), None),
+        grant(Role::DataManager, Some("fixtures"), None),
+        grant(Role::Investigator, Some("demo"), Some(SITE)),
+        grant(Role::Investigator, Some("fixtures"), Some(SITE)),
+    ];
+    let token = NewToken { token_id: "ops-token".to_owned(), digest: epro_http::auth::digest(OPERATOR_TOKEN), expires_at: None };
+    let change = AccessChange::CreateStaff { staff_id: "ops".to_owned(), display_name: "Test operator".to_owned(), grants, token };
+    let origin = ChangeOrigin { actor: "test".to_owned(), request_id: None };
+    let outcome = store.change_access(change, origin).await.expect("the ops account must be created");
+    assert_eq!(outcome, AccessOutcome::Done);
 }
 
 /// The database of one test app: a SQLite file in its directory, or, when
@@ -316,12 +344,32 @@ impl TestApp {
         read(request.send().await.unwrap()).await
     }
 
-    /// Acknowledges an alert with the operator token and `body` as JSON.
+    /// Acknowledges an alert with the operator token and `body` as JSON, after
+    /// enrolling the alert's patient at [`SITE`], where the `ops` account is an
+    /// investigator.
     pub async fn acknowledge_alert(&self, alert_id: &str, body: &Value, language: &str) -> Reply {
+        let found = self.count(&format!("SELECT count(*) FROM alerts WHERE alert_id = '{}'", alert_id.replace('\'', "")));
+        if found == 1 {
+            let trial = self.database_text(&format!("SELECT trial_id FROM alerts WHERE alert_id = '{alert_id}'"));
+            let patient = self.database_text(&format!("SELECT patient_id FROM alerts WHERE alert_id = '{alert_id}'"));
+            self.enrol(&trial, &patient, SITE).await;
+        }
         let path = format!("/v1/alerts/{alert_id}/acknowledge");
         let authorization = format!("Bearer {OPERATOR_TOKEN}");
         let headers = [("authorization", authorization.as_str()), ("accept-language", language)];
         self.post(&path, Some("application/json"), serde_json::to_vec(body).unwrap(), &headers).await
+    }
+
+    /// Enrols a patient with the operator token, unless enrolled already, and
+    /// returns the reply.
+    pub async fn enrol(&self, trial: &str, patient: &str, site: &str) -> Reply {
+        let body = json!({ "patientId": patient, "siteId": site });
+        let authorization = format!("Bearer {OPERATOR_TOKEN}");
+        let headers = [("authorization", authorization.as_str())];
+        let path = format!("/v1/trials/{trial}/patients");
+        let reply = self.post(&path, Some("application/json"), serde_json::to_vec(&body).unwrap(), &headers).await;
+        assert!(matches!(reply.status, 201 | 409), "enrolment failed: {} {}", reply.status, reply.text);
+        reply
     }
 
     /// Counts rows in the app's real database.

@@ -138,7 +138,7 @@ poll_interval_milliseconds = 20
 # as a fixed port gives in production, lets a restart take back its claims.
 relay_id = "epro-test"
 [auth]
-operator_token = "{token}"
+require_patient_token = false
 [telemetry]
 log_format = "json"
 log_filter = "info"
@@ -147,6 +147,7 @@ log_filter = "info"
         ),
     )
     .unwrap();
+    create_staff(dir, "sqlite://var/epro.db", token);
     path
 }
 
@@ -177,7 +178,7 @@ initial_backoff_milliseconds = 50
 max_backoff_seconds = 1
 {outbox}
 [auth]
-operator_token = "backend-test-operator-token"
+require_patient_token = false
 [telemetry]
 log_format = "json"
 log_filter = "info"
@@ -185,7 +186,49 @@ log_filter = "info"
         ),
     )
     .unwrap();
+    create_staff(dir, database_url, BACKEND_TOKEN);
     path
+}
+
+/// The token of the `ops` staff account that [`write_backend_config`] creates.
+pub const BACKEND_TOKEN: &str = "epro_s_b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+
+/// Creates the staff account `ops`, admin and data manager of the demo trial,
+/// whose token is `token`, in the database at `database_url` as seen from `dir`,
+/// unless it exists. Runs before the server starts, on a thread of its own so
+/// that async tests may call it.
+pub fn create_staff(dir: &Path, database_url: &str, token: &str) {
+    use epro_store::{AccessChange, ChangeOrigin, NewToken, Role, RoleGrant, Store, StoreConfig};
+    let config = match database_url.strip_prefix("sqlite://") {
+        Some(path) => {
+            std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            StoreConfig::new(dir.join(path))
+        }
+        None => StoreConfig::postgres(database_url),
+    };
+    let digest = epro_http::auth::digest(token);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let store = Store::open(config).await.expect("the test database must open");
+            let grants = vec![
+                RoleGrant { role: Role::Admin, trial_id: None, site_id: None },
+                RoleGrant { role: Role::DataManager, trial_id: Some("demo".to_owned()), site_id: None },
+            ];
+            let token = NewToken { token_id: uuid::Uuid::new_v4().to_string(), digest, expires_at: None };
+            let change = AccessChange::CreateStaff {
+                staff_id: "ops".to_owned(),
+                display_name: "Test operator".to_owned(),
+                grants,
+                token,
+            };
+            let origin = ChangeOrigin { actor: "test".to_owned(), request_id: None };
+            store.change_access(change, origin).await.expect("the ops account must be created");
+            store.close().await;
+        });
+    })
+    .join()
+    .expect("creating the ops account failed");
 }
 
 /// Builds a PHQ-9 submission envelope for the demo trial with this id and patient.

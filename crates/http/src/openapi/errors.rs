@@ -164,7 +164,16 @@ fn when(error: &ApiError) -> &'static str {
         ApiError::InvalidEnvelope(_) => {
             "Fields around the answers (or query parameters) are missing, mistyped or invalid; `errors` lists each."
         }
-        ApiError::Unauthorized => "The operator token is missing or wrong, or the server has none configured.",
+        ApiError::Unauthorized => "The token is missing, malformed, unknown, expired or revoked.",
+        ApiError::Forbidden { .. } => {
+            "The token is valid but its roles, or its patient and trial, do not allow this request; logged as a \
+             security event."
+        }
+        ApiError::StaffExists { .. } => "A staff account with this id exists already; nothing changed.",
+        ApiError::StaffNotFound { .. } => "No staff account has this id.",
+        ApiError::PatientAlreadyEnrolled { .. } => "The patient is enrolled in this trial already; nothing changed.",
+        ApiError::PatientNotEnrolled { .. } => "The patient is not enrolled in this trial.",
+        ApiError::UnknownSite { .. } => "The trial file lists no site with this id; nothing changed.",
         ApiError::UnknownTrial { .. } => "No trial has this id.",
         ApiError::UnknownForm { .. } => "The trial has no form with this id.",
         ApiError::UnknownVersion { .. } => "The form has no such version; omit the version to use the current one.",
@@ -216,6 +225,12 @@ fn catalogue() -> Vec<ApiError> {
         ApiError::IncompleteBody,
         ApiError::InvalidCompressedBody,
         ApiError::Unauthorized,
+        ApiError::Forbidden { permission: crate::auth::Permission::Export },
+        ApiError::StaffExists { staff_id: "dm-wang".to_owned() },
+        ApiError::StaffNotFound { staff_id: "dm-wang".to_owned() },
+        ApiError::PatientAlreadyEnrolled { patient_id: "P-0042".to_owned() },
+        ApiError::PatientNotEnrolled { patient_id: "P-0042".to_owned() },
+        ApiError::UnknownSite { trial_id: "demo".to_owned(), site_id: "site-99".to_owned() },
         unknown_trial(),
         unknown_form(),
         unknown_version(),
@@ -261,6 +276,8 @@ pub(crate) fn submission_errors(accepted: &'static [&'static str], invalid: Vec<
     let mut errors = body_errors(accepted);
     errors.extend([
         ApiError::InvalidEnvelope(invalid),
+        ApiError::Unauthorized,
+        ApiError::Forbidden { permission: crate::auth::Permission::Submit },
         unknown_trial(),
         unknown_form(),
         unknown_version(),
@@ -363,6 +380,10 @@ fn field_catalogue() -> Vec<(FieldError, &'static str)> {
         ),
         (FieldError::query_option("format", EnvelopeProblem::DuplicateParameter), "400"),
         (FieldError::query_option("bom", EnvelopeProblem::CsvOnly { format: "ndjson" }), "400"),
+        (FieldError::envelope("roles[0].role", EnvelopeProblem::NotOneOf { allowed: &["admin", "monitor"] }), "422"),
+        (FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "investigator", needed: true }), "422"),
+        (FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "monitor", needed: false }), "422"),
+        (FieldError::envelope("expiresInDays", EnvelopeProblem::OutOfRange { min: 1, max: 3650 }), "422"),
     ];
     samples.extend([
         answer("/44250-9", Problem::Required),

@@ -8,7 +8,7 @@
 //!
 //! This module adds what all operations share: the `Accept-Language`,
 //! `x-request-id` and `Content-Encoding` headers, the `Content-Language` and
-//! `x-request-id` reply headers, the operator token's security scheme, and
+//! `x-request-id` reply headers, the bearer token's security scheme, and
 //! the tables of every error code. `errors` builds the error replies of
 //! each operation with example bodies rendered by the same code as real
 //! replies. `shapes` describes the request shapes, which the envelope
@@ -29,8 +29,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::error::ErrorShape;
 
-/// Name of the security scheme of the operator endpoints.
-pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
+/// Name of the security scheme of epro's staff and patient tokens.
+pub(crate) const BEARER_TOKEN: &str = "bearerToken";
 
 /// The parts of the document that no handler owns: metadata, tags, the
 /// request shapes and the security scheme.
@@ -51,6 +51,7 @@ pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
         (name = "outbox", description = "Events the sink refused, for operators."),
         (name = "audit", description = "The audit trail with its hash chain, for reviewers."),
         (name = "exports", description = "Streamed exports of submissions and codebooks, for analysts."),
+        (name = "access", description = "Staff accounts, patient enrolment and their tokens."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
     components(schemas(
@@ -76,11 +77,13 @@ impl Modify for SecuritySchemes {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .description(Some(
-                "The operator token of the configuration (`auth.operator_token`, best set with \
-                 `EPRO_AUTH__OPERATOR_TOKEN`). Without a configured token these endpoints answer 401.",
+                "A staff token (`epro_s_...`, from `epro staff create` or `POST /v1/staff`) or a patient \
+                 token (`epro_p_...`, from enrolment). Each operation names the permission it needs; the \
+                 README's role table says which role holds it. A missing, expired or revoked token is 401, \
+                 a valid token without the permission 403.",
             ))
             .build();
-        components.add_security_scheme(OPERATOR_TOKEN, SecurityScheme::Http(scheme));
+        components.add_security_scheme(BEARER_TOKEN, SecurityScheme::Http(scheme));
     }
 }
 

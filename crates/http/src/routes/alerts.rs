@@ -7,8 +7,9 @@
 //! the trial's deadline, or the escalation task of `epro serve` escalates it.
 //! An acknowledgement is final, and alerts are never deleted.
 //!
-//! Both endpoints pass [`authorize_staff`], which accepts the operator token
-//! until staff roles exist.
+//! Listing needs `view_alerts`: trial-wide roles see every alert of the
+//! trial, site roles only their sites' patients. Acknowledging needs
+//! `acknowledge_alerts` at the site of the alert's patient.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use epro_store::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, A
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::auth::{self, Permission, Principal, SiteAccess};
 use crate::body::{self, SEED_MEDIA_TYPES};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
@@ -28,7 +30,7 @@ use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
 use crate::messages;
 use crate::openapi::errors::{self, Layers};
-use crate::routes::submissions::{authorize_operator, request_id};
+use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.
@@ -126,6 +128,7 @@ impl IntoResponses for ListErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::ViewAlerts },
             ApiError::InvalidEnvelope(vec![
                 FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE)),
                 FieldError::query_value("status", EnvelopeProblem::InvalidAlertStatus),
@@ -142,7 +145,7 @@ pub(crate) struct AcknowledgeErrors;
 
 impl IntoResponses for AcknowledgeErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        let mut errors = vec![ApiError::Unauthorized];
+        let mut errors = vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewAlerts }];
         errors.extend(errors::body_errors(SEED_MEDIA_TYPES));
         errors.extend([
             ApiError::InvalidFields(vec![FieldError::envelope("comment", EnvelopeProblem::Missing)]),
@@ -152,17 +155,6 @@ impl IntoResponses for AcknowledgeErrors {
         errors.extend(errors::store_write_errors());
         errors::responses(ErrorShape::Standard, Layers::Limited, errors)
     }
-}
-
-/// Checks that the caller may read and acknowledge alerts, and returns the
-/// actor recorded with an acknowledgement.
-///
-/// NOTE: staff roles do not exist yet, so the operator token is accepted in
-/// their place and every acknowledgement is recorded as `operator`. Checking a staff member's
-/// credentials and returning `staff:ID` here is the one change they need.
-fn authorize_staff(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    authorize_operator(state, headers)?;
-    Ok("operator".to_owned())
 }
 
 /// Lists a trial's alerts, oldest first, with optional filters.
@@ -178,15 +170,17 @@ fn authorize_staff(state: &AppState, headers: &HeaderMap) -> Result<String, ApiE
         (status = 200, description = "One page of alerts; pass `next` as `after` for the next.", body = ListBody),
         ListErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     Path(trial_id): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<ListBody>, ApiError> {
-    authorize_staff(&state, &headers)?;
+    let sites = auth::site_access(&principal, Permission::ViewAlerts, &trial_id)
+        .inspect_err(|_| state.metrics.record_security_event("forbidden"))?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
@@ -205,7 +199,12 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))]));
     }
-    let filter = AlertFilter { trial_id, status, patient_id: params.patient_id, after: params.after, limit };
+    let site_ids = match sites {
+        SiteAccess::All => None,
+        SiteAccess::Sites(site_ids) => Some(site_ids),
+    };
+    let filter =
+        AlertFilter { trial_id, status, patient_id: params.patient_id, site_ids, after: params.after, limit };
 
     let alerts =
         state.store.alerts(filter).await.map_err(|error| ApiError::from_store(error, "failed to list alerts"))?;
@@ -225,22 +224,35 @@ pub async fn list(
     tag = "alerts",
     summary = "Acknowledge an alert",
     description = "Records who acknowledged the alert, when and why, in the alert and the audit trail. An \
-        acknowledgement is final. Needs the operator token.",
+        acknowledgement is final. Needs `acknowledge_alerts` (investigator or site staff) at the patient's site.",
     params(("alert_id" = String, Path, description = "The alert's id from a list or an `alert.raised` event.")),
     request_body(content((AcknowledgeRequest = "application/json"))),
     responses(
         (status = 200, description = "The acknowledged alert.", body = AlertBody),
         AcknowledgeErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn acknowledge(
     State(state): State<AppState>,
+    principal: Principal,
     Path(alert_id): Path<String>,
     headers: HeaderMap,
     request_body: axum::body::Body,
 ) -> Result<Json<AlertBody>, ApiError> {
-    let actor = authorize_staff(&state, &headers)?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
+    let alert = state
+        .store
+        .alert(&alert_id)
+        .await
+        .map_err(|error| ApiError::from_store(error, "failed to read alert"))?
+        .ok_or(ApiError::AlertNotFound)?;
+    auth::require_for_patient(&state, &principal, Permission::AcknowledgeAlerts, &alert.trial_id, &alert.patient_id)
+        .await?;
+    let actor = principal.actor();
+
     body::media_type(&headers, SEED_MEDIA_TYPES)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
     body::check_depth(&bytes, state.settings.max_json_depth)?;

@@ -1,6 +1,7 @@
 //! The audit trail for reviewers: `GET /v1/audit` lists audit rows in `seq` order,
 //! filtered by trial, patient, submission, actor and time, paged by a `seq` cursor.
-//! It needs the operator token.
+//! It needs `read_audit`: an admin reads every row; a data manager or monitor
+//! reads only with `trialId` set to their trial.
 //!
 //! The reply is streamed. The first page is read before the status is sent, so a
 //! database error is still a proper error reply. Later pages are read and written one
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use epro_store::{AuditFilter, AuditRecord, Store};
 use futures_util::StreamExt as _;
@@ -33,7 +34,7 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::openapi::errors::{self, Layers};
 use crate::openapi::shapes;
-use crate::routes::submissions::authorize_operator;
+use crate::auth::{self, Permission, Principal, Scope};
 use crate::state::AppState;
 
 /// The query parameters of the endpoint, as named in error messages.
@@ -118,6 +119,7 @@ impl IntoResponses for AuditErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::ReadAudit },
             ApiError::InvalidEnvelope(vec![
                 FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT)),
                 FieldError::query_value("from", EnvelopeProblem::InvalidDateTime),
@@ -136,26 +138,33 @@ impl IntoResponses for AuditErrors {
     tag = "audit",
     summary = "Read the audit trail",
     description = "Audit rows in `seq` order with their hash chain, streamed. A database failure after the \
-        reply started ends the body early, so JSON that does not parse means the read failed. Needs the \
-        operator token.",
+        reply started ends the body early, so JSON that does not parse means the read failed. Needs \
+        `read_audit`: admins read every row, data managers and monitors only with `trialId` set to their trial.",
     params(AuditParams),
     responses(
         (status = 200, description = "One page of rows; pass `next` as `after` for the next.",
             body = shapes::AuditPage),
         AuditErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     params: Result<Query<AuditParams>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_operator(&state, &headers)?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT))])
     })?;
+    let scope = match params.trial_id.as_deref() {
+        Some(trial_id) => Scope::Trial(trial_id),
+        None => Scope::System,
+    };
+    auth::require_in(&state, &principal, Permission::ReadAudit, scope)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PARAMETERS, Some(MAX_LIMIT))]));

@@ -20,6 +20,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoResponses, ToSchema};
 
+use crate::auth::{self, Principal};
 use crate::body::{self, SEED_MEDIA_TYPES};
 use crate::envelope;
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError, SeedError};
@@ -97,11 +98,17 @@ impl IntoResponses for SeedErrors {
         (status = 200, description = "Stored, or an identical submission with this id was already stored.",
             body = SuccessBody, example = success_example),
         SeedErrors,
-    )
+    ),
+    security(("bearerToken" = []))
 )]
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, request_body: Body) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    request_body: Body,
+) -> Response {
     let language = Language::negotiate(&headers, state.settings.default_language);
-    match store(&state, &headers, request_body).await {
+    match store(&state, &principal, &headers, request_body).await {
         Ok(receipt) => {
             let message = match language {
                 Language::En => "Submission received.",
@@ -124,8 +131,14 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, request_b
     }
 }
 
-async fn store(state: &AppState, headers: &HeaderMap, request_body: Body) -> Result<ReceiptBody, SeedError> {
+async fn store(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    request_body: Body,
+) -> Result<ReceiptBody, SeedError> {
     let without_id = |error: ApiError| SeedError { error, submission_id: None };
+    auth::check_submitter(state, principal).map_err(without_id)?;
 
     body::media_type(headers, SEED_MEDIA_TYPES).map_err(without_id)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await.map_err(without_id)?;
@@ -139,7 +152,7 @@ async fn store(state: &AppState, headers: &HeaderMap, request_body: Body) -> Res
     tracing::Span::current().record("submission_id", submission_id.as_str());
 
     let target = Target { trial_id: &routing.trial_id, form_id: routing.form_id.as_deref() };
-    intake::accept(state, target, intake, "/formContent", received_at, request_id(headers))
+    intake::accept(state, principal, target, intake, "/formContent", received_at, request_id(headers))
         .await
         .map(|(_, receipt)| receipt)
         .map_err(|error| SeedError { error, submission_id: Some(submission_id) })

@@ -9,8 +9,7 @@
 //! page that fails to read ends the stream without its last chunk, so the
 //! client sees an incomplete body and must not keep the cursor.
 //!
-//! Access is checked by [`authorize_export`] alone, so that staff roles can
-//! replace the operator token there.
+//! Both endpoints need `export` for the whole trial (data managers).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -29,7 +28,8 @@ use utoipa::{IntoParams, IntoResponses};
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
 use crate::openapi::errors::{self, Layers};
-use crate::routes::submissions::{authorize_operator, request_id};
+use crate::auth::{self, Permission, Principal, Scope};
+use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
 /// Response header with the cursor of the next export.
@@ -43,16 +43,6 @@ const CODEBOOK_PARAMETERS: &[&str] = &["format"];
 
 /// Query parameters as sent, in order.
 type RawParams = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
-
-/// Checks that the caller may export and returns the actor its audit row
-/// names.
-///
-/// Today the operator token grants it. When staff roles exist, this is the
-/// one place that checks for the export role.
-pub(crate) fn authorize_export(state: &AppState, headers: &HeaderMap) -> Result<&'static str, ApiError> {
-    authorize_operator(state, headers)?;
-    Ok("operator")
-}
 
 /// The query parameters of the export endpoint, for the OpenAPI document.
 /// The handler reads them as a list, so that it can report unknown and
@@ -89,6 +79,7 @@ impl IntoResponses for ExportErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::Export },
             ApiError::InvalidEnvelope(vec![
                 FieldError::query_option("format", EnvelopeProblem::InvalidOption { allowed: Format::NAMES }),
                 FieldError::query_option("since", EnvelopeProblem::InvalidCursor),
@@ -114,7 +105,7 @@ impl IntoResponses for ExportErrors {
     description = "Streams one row (CSV) or line (NDJSON, FHIR NDJSON) per submission version, in commit \
         order. The `Epro-Next-Cursor` reply header holds the cursor to pass as `since` next time; keep it only \
         after reading the whole body, because a database failure mid-stream ends the body early. Writes one \
-        audit row. Needs the operator token.",
+        audit row. Needs `export` for the trial (data managers).",
     params(
         ("trial_id" = String, Path, description = "The trial's id, such as `demo`."),
         ("form_id" = String, Path, description = "The form's id within the trial, such as `phq9`."),
@@ -130,15 +121,17 @@ impl IntoResponses for ExportErrors {
             )),
         ExportErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn export(
     State(state): State<AppState>,
+    principal: Principal,
     Path((trial_id, form_id)): Path<(String, String)>,
     params: RawParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let actor = authorize_export(&state, &headers)?;
+    auth::require_in(&state, &principal, Permission::Export, Scope::Trial(&trial_id))?;
+    let actor = principal.actor();
     let params = read_params(params, EXPORT_PARAMETERS)?;
     let language = Language::negotiate(&headers, state.settings.default_language);
     let options = export_options(&state, &params, language)?;
@@ -151,7 +144,7 @@ pub async fn export(
         return Err(ApiError::InvalidEnvelope(vec![FieldError::query_option("since", EnvelopeProblem::InvalidCursor)]));
     }
     let audit = ExportAudit {
-        actor: actor.to_owned(),
+        actor,
         trial_id: trial_id.clone(),
         form_id: form_id.clone(),
         request_id: request_id(&headers),
@@ -213,7 +206,7 @@ fn chunks(
     tag = "exports",
     summary = "Describe a form's export columns",
     description = "Every item of every published version with its type, labels in both languages, answer \
-        codes and ordinal values, so that an export can be read without the form file. Needs the operator token.",
+        codes and ordinal values, so that an export can be read without the form file. Needs `export` for the trial (data managers).",
     params(
         ("trial_id" = String, Path, description = "The trial's id, such as `demo`."),
         ("form_id" = String, Path, description = "The form's id within the trial, such as `phq9`."),
@@ -224,15 +217,15 @@ fn chunks(
             content((Object = "application/json"), (String = "text/csv"))),
         ExportErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn codebook(
     State(state): State<AppState>,
+    principal: Principal,
     Path((trial_id, form_id)): Path<(String, String)>,
     params: RawParams,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_export(&state, &headers)?;
+    auth::require_in(&state, &principal, Permission::Export, Scope::Trial(&trial_id))?;
     let params = read_params(params, CODEBOOK_PARAMETERS)?;
     let format = match value(&params, "format") {
         None => CodebookFormat::Json,

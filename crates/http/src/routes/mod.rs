@@ -7,5 +7,7 @@ pub mod export;
 pub mod health;
 pub mod metrics;
 pub mod outbox;
+pub mod patients;
 pub mod queries;
+pub mod staff;
 pub mod submissions;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use epro_store::OutboxEventState;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorShape, FieldError};
 use crate::openapi::errors::{self, Layers};
-use crate::routes::submissions::authorize_operator;
+use crate::auth::{self, Permission, Principal, Scope};
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.
@@ -86,6 +85,7 @@ impl IntoResponses for DeadLetterErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::ManageOutbox },
             ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS, Some(MAX_PAGE))]),
             ApiError::Unavailable,
         ];
@@ -101,21 +101,21 @@ impl IntoResponses for DeadLetterErrors {
     tag = "outbox",
     summary = "List dead-lettered events",
     description = "Events the sink refused `outbox.dead_letter_after_rejections` times, oldest first; \
-        `epro outbox replay` sends them again. Never contains answers. Needs the operator token.",
+        `epro outbox replay` sends them again. Never contains answers. Needs `manage_outbox` (admin).",
     params(DeadLetterParams),
     responses(
         (status = 200, description = "One page of events; pass `next` as `after` for the next.",
             body = DeadLettersBody),
         DeadLetterErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn dead_letters(
     State(state): State<AppState>,
+    principal: Principal,
     params: Result<Query<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Json<DeadLettersBody>, ApiError> {
-    authorize_operator(&state, &headers)?;
+    auth::require_in(&state, &principal, Permission::ManageOutbox, Scope::System)?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PAGING_PARAMETERS, Some(MAX_PAGE))])

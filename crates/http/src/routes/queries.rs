@@ -1,6 +1,7 @@
 //! Data queries: `GET /v1/trials/{trialId}/queries` lists a trial's
 //! queries, `POST /v1/queries/{queryId}/status` changes one's status with a
-//! comment. Both need the operator token until staff roles exist.
+//! comment. Listing needs `view_queries` (site roles see their own sites'
+//! patients only), a status change `change_query_status` at the patient's site.
 //!
 //! A query is raised when a rule of severity `query` fails or a client's
 //! score disagrees with the computed one: the submission is stored, and the
@@ -26,7 +27,8 @@ use crate::language::Language;
 use crate::messages;
 use crate::openapi::errors::{self, Layers};
 use crate::openapi::shapes;
-use crate::routes::submissions::{authorize_operator, request_id};
+use crate::auth::{self, Permission, Principal, SiteAccess};
+use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.
@@ -118,6 +120,7 @@ impl IntoResponses for ListErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
         let errors = vec![
             ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::ViewQueries },
             ApiError::InvalidEnvelope(vec![
                 FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE)),
                 FieldError::envelope("status", EnvelopeProblem::InvalidQueryStatus),
@@ -136,21 +139,23 @@ impl IntoResponses for ListErrors {
     operation_id = "listDataQueries",
     tag = "data queries",
     summary = "List a trial's data queries",
-    description = "Oldest first, with each query's message in the caller's language. Needs the operator token.",
+    description = "Oldest first, with each query's message in the caller's language. Needs `view_queries`; site roles see their own sites' patients only.",
     params(("trial_id" = String, Path, description = "The trial's id."), ListParams),
     responses(
         (status = 200, description = "One page of queries; pass `next` as `after` for the next.", body = ListBody),
         ListErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     Path(trial_id): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<ListBody>, ApiError> {
-    authorize_operator(&state, &headers)?;
+    let sites = auth::site_access(&principal, Permission::ViewQueries, &trial_id)
+        .inspect_err(|_| state.metrics.record_security_event("forbidden"))?;
     let Query(params) = params.map_err(|rejection| {
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
@@ -172,6 +177,10 @@ pub async fn list(
         status,
         form_id: params.form_id,
         patient_id: params.patient_id,
+        site_ids: match sites {
+            SiteAccess::All => None,
+            SiteAccess::Sites(site_ids) => Some(site_ids),
+        },
         item: params.item,
         after: params.after,
         limit,
@@ -229,7 +238,7 @@ pub(crate) struct ChangeStatusErrors;
 
 impl IntoResponses for ChangeStatusErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        let mut errors = vec![ApiError::Unauthorized];
+        let mut errors = vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewQueries }];
         errors.extend(errors::body_errors(SEED_MEDIA_TYPES));
         errors.extend([
             ApiError::InvalidEnvelope(vec![
@@ -251,7 +260,7 @@ impl IntoResponses for ChangeStatusErrors {
     operation_id = "changeDataQueryStatus",
     tag = "data queries",
     summary = "Change a data query's status",
-    description = "Keeps every change with its comment; queries are never deleted. Needs the operator token.",
+    description = "Keeps every change with its comment; queries are never deleted. Needs `change_query_status` at the patient's site.",
     params(("query_id" = String, Path, description = "The query's id from a receipt or a list.")),
     request_body(
         content((shapes::QueryStatusChange = "application/json", example = shapes::query_status_example)),
@@ -260,15 +269,27 @@ impl IntoResponses for ChangeStatusErrors {
         (status = 200, description = "The query with its new status.", body = QueryBody),
         ChangeStatusErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn change_status(
     State(state): State<AppState>,
+    principal: Principal,
     Path(query_id): Path<String>,
     headers: HeaderMap,
     request_body: axum::body::Body,
 ) -> Result<Json<QueryBody>, ApiError> {
-    authorize_operator(&state, &headers)?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
+    let query = state
+        .store
+        .query(&query_id)
+        .await
+        .map_err(|error| ApiError::from_store(error, "failed to read data query"))?
+        .ok_or(ApiError::QueryNotFound)?;
+    auth::require_for_patient(&state, &principal, Permission::ChangeQueryStatus, &query.trial_id, &query.patient_id)
+        .await?;
+
     body::media_type(&headers, SEED_MEDIA_TYPES)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
     body::check_depth(&bytes, state.settings.max_json_depth)?;
@@ -285,7 +306,7 @@ pub async fn change_status(
         query_id,
         status,
         comment: comment.to_owned(),
-        actor: "operator".to_owned(),
+        actor: principal.actor(),
         request_id: request_id(&headers),
     };
     let language = Language::negotiate(&headers, state.settings.default_language);

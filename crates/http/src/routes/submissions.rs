@@ -6,20 +6,18 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
+use crate::auth::{self, Permission, Principal};
 use crate::body::{self, MediaType, SUBMISSION_MEDIA_TYPES};
 use crate::envelope;
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
@@ -90,15 +88,18 @@ impl IntoResponses for SubmitErrors {
         (status = 200, description = "An identical submission with this id was already stored: its original \
             receipt. Nothing new was stored.", body = ReceiptBody),
         SubmitErrors,
-    )
+    ),
+    security(("bearerToken" = []))
 )]
 pub async fn submit(
     State(state): State<AppState>,
+    principal: Principal,
     Path((trial_id, form_id)): Path<(String, String)>,
     Query(query): Query<SubmitQuery>,
     headers: HeaderMap,
     request_body: Body,
 ) -> Result<Response, ApiError> {
+    auth::check_submitter(&state, &principal)?;
     let media_type = body::media_type(&headers, SUBMISSION_MEDIA_TYPES)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
     body::check_depth(&bytes, state.settings.max_json_depth)?;
@@ -113,7 +114,7 @@ pub async fn submit(
 
     let target = Target { trial_id: &trial_id, form_id: Some(&form_id) };
     let request_id = request_id(&headers);
-    let (disposition, receipt) = intake::accept(&state, target, intake, pointer_base, received_at, request_id).await?;
+    let (disposition, receipt) = intake::accept(&state, &principal, target, intake, pointer_base, received_at, request_id).await?;
 
     let status = match disposition {
         Disposition::Created => StatusCode::CREATED,
@@ -167,7 +168,12 @@ pub(crate) struct GetErrors;
 
 impl IntoResponses for GetErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        let errors = vec![ApiError::Unauthorized, ApiError::SubmissionNotFound, ApiError::Unavailable];
+        let errors = vec![
+            ApiError::Unauthorized,
+            ApiError::Forbidden { permission: crate::auth::Permission::ReadSubmissions },
+            ApiError::SubmissionNotFound,
+            ApiError::Unavailable,
+        ];
         errors::responses(ErrorShape::Standard, Layers::Limited, errors)
     }
 }
@@ -180,20 +186,23 @@ impl IntoResponses for GetErrors {
     tag = "submissions",
     summary = "Read a stored submission",
     description = "Returns the submission with the answers as received and as normalized, the server's \
-        scores, and its data queries with their messages in the caller's language. Needs the operator token.",
+        scores, and its data queries with their messages in the caller's language. Needs `read_submissions` at the patient's site, or the patient's own token.",
     params(("submission_id" = String, Path, description = "The submission id of the receipt.")),
     responses(
         (status = 200, description = "The stored submission.", body = StoredBody),
         GetErrors,
     ),
-    security(("operatorToken" = []))
+    security(("bearerToken" = []))
 )]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     Path(submission_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_operator(&state, &headers)?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
 
     let stored = state
         .store
@@ -201,6 +210,8 @@ pub async fn get(
         .await
         .map_err(|error| ApiError::from_store(error, "failed to read submission"))?
         .ok_or(ApiError::SubmissionNotFound)?;
+    auth::require_for_patient(&state, &principal, Permission::ReadSubmissions, &stored.trial_id, &stored.patient_id)
+        .await?;
 
     let received = RawValue::from_string(stored.raw_answers)
         .map_err(|error| anyhow::anyhow!("stored raw answers are not JSON: {error}"))?;
@@ -226,26 +237,6 @@ pub async fn get(
         queries,
     };
     Ok(Json(body).into_response())
-}
-
-/// Checks `Authorization: Bearer <token>` against the configured operator
-/// token in constant time (both sides are hashed first, so the comparison
-/// leaks neither content nor length).
-pub(crate) fn authorize_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.settings.operator_token else {
-        return Err(ApiError::Unauthorized);
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token)
-        .ok_or(ApiError::Unauthorized)?;
-
-    let expected_digest = Sha256::digest(expected.expose_secret().as_bytes());
-    let presented_digest = Sha256::digest(presented.trim().as_bytes());
-    if bool::from(expected_digest.ct_eq(&presented_digest)) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
 /// Returns the request id that the request-id layer set on the request.

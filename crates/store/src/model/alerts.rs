@@ -128,6 +128,9 @@ pub struct AlertFilter {
     pub trial_id: String,
     pub status: Option<AlertStatus>,
     pub patient_id: Option<String>,
+    /// Only patients enrolled at one of these sites (a site-bound caller's view).
+    /// `None` lists every patient, enrolled or not.
+    pub site_ids: Option<Vec<String>>,
     /// Cursor: only alerts with a greater `alert_id` are listed. Pass the last
     /// `alert_id` of the previous page.
     pub after: Option<String>,
@@ -138,7 +141,7 @@ pub struct AlertFilter {
 impl AlertFilter {
     /// Creates a filter for the first `limit` alerts of a trial, in any status.
     pub fn new(trial_id: impl Into<String>, limit: usize) -> Self {
-        AlertFilter { trial_id: trial_id.into(), status: None, patient_id: None, after: None, limit }
+        AlertFilter { trial_id: trial_id.into(), status: None, patient_id: None, site_ids: None, after: None, limit }
     }
 }
 

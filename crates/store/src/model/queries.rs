@@ -193,6 +193,9 @@ pub struct QueryFilter {
     pub status: Option<QueryStatus>,
     pub form_id: Option<String>,
     pub patient_id: Option<String>,
+    /// Only patients enrolled at one of these sites (a site-bound caller's view).
+    /// `None` lists every patient, enrolled or not.
+    pub site_ids: Option<Vec<String>>,
     /// linkId of the item. `Some("")` lists only whole-form queries.
     pub item: Option<String>,
     /// Cursor: only queries with a greater `query_id` are listed. Pass the last
@@ -210,6 +213,7 @@ impl QueryFilter {
             status: None,
             form_id: None,
             patient_id: None,
+            site_ids: None,
             item: None,
             after: None,
             limit,

@@ -18,6 +18,7 @@
 //!   [`StoreError::Overloaded`]. Instead they wait up to [`POOL_TIMEOUT`] for a
 //!   connection.
 
+mod access;
 mod alerts;
 mod audit;
 mod batch;
@@ -47,6 +48,7 @@ use self::error::classify;
 use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
+    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, StaffMember, TokenDigest,
     AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
     ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
     OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
@@ -336,6 +338,42 @@ impl PostgresStore {
     pub(crate) async fn open_alert_count(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         alerts::open_alert_count(&client).await.map_err(classify)
+    }
+
+    pub(crate) async fn change_access(
+        &self,
+        change: AccessChange,
+        origin: ChangeOrigin,
+    ) -> Result<AccessOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome =
+            access::change_access(&mut client, &change, &origin).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn credential(&self, digest: TokenDigest) -> Result<Option<Credential>, StoreError> {
+        let client = self.client().await?;
+        access::credential(&client, &digest).await.map_err(classify)
+    }
+
+    pub(crate) async fn enrolments(
+        &self,
+        filter: EnrolmentFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Enrolment>, StoreError> {
+        let client = self.client().await?;
+        access::enrolments(&client, &filter, now).await.map_err(classify)
+    }
+
+    pub(crate) async fn staff_members(
+        &self,
+        staff_id: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StaffMember>, StoreError> {
+        let client = self.client().await?;
+        access::staff_members(&client, staff_id.as_deref(), now).await.map_err(classify)
     }
 
     pub(crate) async fn acknowledge_alert(

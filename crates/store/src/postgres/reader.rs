@@ -155,6 +155,15 @@ pub(super) async fn data_queries(client: &Object, filter: &QueryFilter) -> anyho
         values.push(value);
         sql.push_str(&format!(" AND {column} = ${}", values.len()));
     }
+    if let Some(site_ids) = &filter.site_ids {
+        values.push(&filter.trial_id);
+        values.push(site_ids);
+        sql.push_str(&format!(
+            " AND patient_id IN (SELECT patient_id FROM patients WHERE trial_id = ${} AND site_id = ANY(${}))",
+            values.len() - 1,
+            values.len()
+        ));
+    }
     if let Some(after) = &filter.after {
         values.push(after);
         sql.push_str(&format!(" AND query_id > ${}", values.len()));

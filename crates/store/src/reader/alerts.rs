@@ -6,6 +6,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::parse_timestamp;
+use crate::reader::site_condition;
 use crate::model::{Alert, AlertFilter};
 
 /// Column list shared by every read of `alerts`, in the order
@@ -47,6 +48,12 @@ pub(crate) fn alerts(connection: &Connection, filter: &AlertFilter) -> anyhow::R
     if let Some(patient_id) = &filter.patient_id {
         sql.push_str(" AND patient_id = ?");
         values.push(patient_id);
+    }
+    let site_condition = filter.site_ids.as_ref().map(|site_ids| site_condition(site_ids.len()));
+    if let (Some(condition), Some(site_ids)) = (&site_condition, &filter.site_ids) {
+        sql.push_str(condition);
+        values.push(&filter.trial_id);
+        values.extend(site_ids.iter().map(|site_id| site_id as &dyn ToSql));
     }
     if let Some(after) = &filter.after {
         sql.push_str(" AND alert_id > ?");

@@ -6,6 +6,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::parse_timestamp;
+use crate::reader::site_condition;
 use crate::model::{DataQuery, QueryFilter};
 
 /// Column list shared by every read of `data_queries`, in the order
@@ -68,6 +69,12 @@ pub(crate) fn data_queries(connection: &Connection, filter: &QueryFilter) -> any
     if let Some(patient_id) = &filter.patient_id {
         sql.push_str(" AND patient_id = ?");
         values.push(patient_id);
+    }
+    let site_condition = filter.site_ids.as_ref().map(|site_ids| site_condition(site_ids.len()));
+    if let (Some(condition), Some(site_ids)) = (&site_condition, &filter.site_ids) {
+        sql.push_str(condition);
+        values.push(&filter.trial_id);
+        values.extend(site_ids.iter().map(|site_id| site_id as &dyn ToSql));
     }
     if let Some(item) = &filter.item {
         sql.push_str(" AND item = ?");
