@@ -129,7 +129,13 @@ fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
             form,
         })
         .collect();
-    Some(Trial { id: trial_file.id, title: trial_file.title, forms, alerts: trial_file.alerts, sites: trial_file.sites })
+    Some(Trial {
+        id: trial_file.id,
+        title: trial_file.title,
+        forms,
+        alerts: trial_file.alerts,
+        sites: trial_file.sites,
+    })
 }
 
 fn read(path: &Path, problems: &mut Vec<String>) -> Option<String> {

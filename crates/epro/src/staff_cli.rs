@@ -42,15 +42,17 @@ pub fn run(command: StaffCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        StaffCommand::IssueToken { config, id, expires_in_days } => crate::outbox_cli::with_store(&config, async |store| {
-            let (token, new_token) = token(expires_in_days)?;
-            let change = AccessChange::IssueStaffToken { staff_id: id.clone(), token: new_token.clone() };
-            match change_access(store, change).await? {
-                AccessOutcome::Done => print_token(&id, &token, &new_token),
-                AccessOutcome::NotFound => bail!("no staff account has id {id}; see `epro staff list`"),
-                outcome => bail!("unexpected outcome {outcome:?}"),
-            }
-        }),
+        StaffCommand::IssueToken { config, id, expires_in_days } => {
+            crate::outbox_cli::with_store(&config, async |store| {
+                let (token, new_token) = token(expires_in_days)?;
+                let change = AccessChange::IssueStaffToken { staff_id: id.clone(), token: new_token.clone() };
+                match change_access(store, change).await? {
+                    AccessOutcome::Done => print_token(&id, &token, &new_token),
+                    AccessOutcome::NotFound => bail!("no staff account has id {id}; see `epro staff list`"),
+                    outcome => bail!("unexpected outcome {outcome:?}"),
+                }
+            })
+        }
         StaffCommand::RevokeTokens { config, id } => crate::outbox_cli::with_store(&config, async |store| {
             let change = AccessChange::RevokeStaffTokens { staff_id: id.clone() };
             match change_access(store, change).await? {

@@ -380,6 +380,23 @@ pub(crate) async fn require_for_patient(
     require_in(state, principal, permission, scope)
 }
 
+/// Rejects an anonymous caller with 401, then a trial id no trial has with 404,
+/// before the caller's roles are checked: trial ids are not secret, and a 404
+/// tells a client with a typo more than a 403 would.
+///
+/// # Errors
+///
+/// [`ApiError::Unauthorized`] and [`ApiError::UnknownTrial`].
+pub(crate) fn require_known_trial(state: &AppState, principal: &Principal, trial_id: &str) -> Result<(), ApiError> {
+    if *principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
+    if state.catalog.trial(trial_id).is_none() {
+        return Err(ApiError::UnknownTrial { trial_id: trial_id.to_owned() });
+    }
+    Ok(())
+}
+
 /// Checks `permission` for a scope that needs no lookup, counting a refusal as a
 /// security event.
 ///

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use epro_forms::Catalog;
 use epro_store::Store;
 
-use crate::auth::{SharedAuthenticator, TokenAuthenticator};
 use crate::admission::{Admission, AdmissionSettings, Limit};
+use crate::auth::{SharedAuthenticator, TokenAuthenticator};
 use crate::language::Language;
 use crate::metrics::Metrics;
 

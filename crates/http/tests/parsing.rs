@@ -278,7 +278,13 @@ fn demo_catalog() -> Catalog {
             }
         })
         .collect();
-    let trial = Trial { id: trial_file.id.clone(), title: trial_file.title.clone(), forms, alerts: trial_file.alerts, sites: trial_file.sites.clone() };
+    let trial = Trial {
+        id: trial_file.id.clone(),
+        title: trial_file.title.clone(),
+        forms,
+        alerts: trial_file.alerts,
+        sites: trial_file.sites.clone(),
+    };
     Catalog::new(vec![trial]).expect("the demo catalog must build")
 }
 

@@ -81,20 +81,19 @@ mod sqlite;
 mod store;
 mod writer;
 
-pub use metrics::SharedRecorder;
 pub use access::{
     PATIENT_ENROLLED, PATIENT_TOKEN_ISSUED, PATIENT_TOKENS_REVOKED, STAFF_CREATED, STAFF_TOKEN_ISSUED,
     STAFF_TOKENS_REVOKED,
 };
+pub use metrics::SharedRecorder;
 pub use model::{
-    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, GrantScope, NewToken, Role,
-    RoleGrant, StaffMember, TokenDigest,
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak, AuditBreakKind, AuditFilter,
-    AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor,
-    NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
-    QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection,
-    Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError, StoreStats, StoredSubmission,
-    SubmissionStatus, SubmitOutcome,
+    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak,
+    AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, ChangeOrigin, Credential, DataQuery, Enrolment,
+    EnrolmentFilter, ExportAudit, ExportCursor, ExportPage, ExportRow, GrantScope, InvalidCursor, NewAlert, NewQuery,
+    NewSubmission, NewToken, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
+    QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation,
+    RevalidationOutcome, Role, RoleGrant, RowKey, SourceFormat, StaffMember, StoreError, StoreStats, StoredSubmission,
+    SubmissionStatus, SubmitOutcome, TokenDigest,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};

@@ -21,11 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, StaffMember, TokenDigest,
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
-    ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
-    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
-    StoredSubmission, SubmitOutcome,
+    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter,
+    AuditRecord, ChangeOrigin, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit, ExportCursor,
+    ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
+    QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StaffMember, StoreError,
+    StoredSubmission, SubmitOutcome, TokenDigest,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;

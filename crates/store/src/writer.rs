@@ -45,9 +45,9 @@ pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    AccessChange, AccessOutcome, ChangeOrigin, AcknowledgeOutcome, Alert, AlertAcknowledgement, ExportAudit, NewSubmission, OutboxEvent, OutboxFailure,
-    OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
-    SubmitOutcome,
+    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, ChangeOrigin, ExportAudit,
+    NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome, StoreError, StoreStats, SubmitOutcome,
 };
 
 /// Event type of the outbox row written for each new submission.

@@ -115,7 +115,7 @@ async fn acknowledge_is_final_and_audited() {
     let body = acknowledged.json();
     assert_eq!(body["alertId"], alert_id.as_str());
     assert_eq!(body["status"], "acknowledged");
-    assert_eq!(body["acknowledgedBy"], "operator");
+    assert_eq!(body["acknowledgedBy"], "staff:ops");
     assert_eq!(body["comment"], "Called the patient; safe.");
     assert!(time(&body["acknowledgedAt"]) >= time(&body["raisedAt"]), "{body}");
 

@@ -53,18 +53,20 @@ async fn audit_lists_chained_rows_with_filters() {
     let patient = audit(&app, "?patientId=P-002").await;
     let first_page = audit(&app, "?limit=2").await;
     let second_page = audit(&app, "?limit=2&after=2").await;
-    let query_rows = audit(&app, "?actor=operator").await;
+    let query_rows = audit(&app, "?actor=staff:ops").await;
     let future = audit(&app, "?from=2999-01-01T00:00:00Z").await;
 
     let entries = all["entries"].as_array().unwrap();
     let actions: Vec<&str> = entries.iter().map(|entry| entry["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["submission.created"; 4].iter().copied().chain(["query.status_changed"]).collect::<Vec<_>>());
+    // The test app's staff account comes first.
+    let expected = ["staff.created"].into_iter().chain(["submission.created"; 4]).chain(["query.status_changed"]);
+    assert_eq!(actions, expected.collect::<Vec<_>>());
     assert_eq!(all["next"], Value::Null);
     assert_eq!(entries[0]["prevHash"], "0".repeat(64), "the first row starts the chain");
     for pair in entries.windows(2) {
         assert_eq!(pair[1]["prevHash"], pair[0]["hash"], "each row links to the one before: {pair:?}");
     }
-    let change = &entries[4];
+    let change = &entries[5];
     assert_eq!(change["before"], json!({ "status": "open" }));
     assert_eq!(change["after"], json!({ "status": "answered" }));
     assert_eq!(change["reason"], "Confirmed with the patient.");
@@ -78,7 +80,7 @@ async fn audit_lists_chained_rows_with_filters() {
     assert_eq!(seqs(&first_page), [json!(1), json!(2)]);
     assert_eq!(first_page["next"], 2);
     assert_eq!(seqs(&second_page), [json!(3), json!(4)]);
-    assert_eq!(seqs(&query_rows), [json!(5)]);
+    assert_eq!(seqs(&query_rows), [json!(6)]);
     assert_eq!(future["entries"], json!([]));
 }
 
@@ -144,7 +146,7 @@ async fn audit_verify_names_row_changed_in_database() {
     let broken = verify(&config, &[]);
 
     assert_eq!(intact.2, 0, "intact chain: {} {}", intact.0, intact.1);
-    assert_eq!(head["entries"], 5, "{head}");
+    assert_eq!(head["entries"], 6, "{head}");
     assert_eq!(still_there.2, 0, "recorded head still present: {}", still_there.1);
     assert_eq!(broken.2, 1, "a broken chain exits 1: {} {}", broken.0, broken.1);
     assert!(broken.1.contains("audit row 3 does not match its hash"), "{}", broken.1);

@@ -303,7 +303,7 @@ async fn export_writes_one_audit_row() {
     export(&app, "format=ndjson").await;
 
     let rows = app.count(
-        "SELECT count(*) FROM audit_events WHERE action = 'export.created' AND actor = 'operator'
+        "SELECT count(*) FROM audit_events WHERE action = 'export.created' AND actor = 'staff:ops'
          AND entity = 'form' AND entity_id = 'fixtures/export' AND reason IS NULL AND request_id IS NOT NULL",
     );
     assert_eq!(rows, 1);

@@ -58,6 +58,15 @@ fn workspace_root() -> PathBuf {
 /// Starts the application on a fresh database, with the demo trial and the
 /// fixtures trial.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(false).await
+}
+
+/// Like [`spawn_app`], with `auth.require_patient_token` on, as in production.
+pub async fn spawn_app_requiring_tokens() -> TestApp {
+    spawn_app_with(true).await
+}
+
+async fn spawn_app_with(require_patient_token: bool) -> TestApp {
     init_test_logs();
     let dir = tempfile::tempdir().expect("failed to create a temporary directory");
 
@@ -85,7 +94,7 @@ directory = "trials"
 sink = {{ type = "file", path = "var/outbox.ndjson" }}
 poll_interval_milliseconds = 20
 [auth]
-require_patient_token = false
+require_patient_token = {require_patient_token}
 [alerts]
 escalation_interval_seconds = 1
 "#
@@ -135,8 +144,17 @@ async fn create_ops_account(store: &epro_store::Store) {
         grant(Role::Investigator, Some("demo"), Some(SITE)),
         grant(Role::Investigator, Some("fixtures"), Some(SITE)),
     ];
-    let token = NewToken { token_id: "ops-token".to_owned(), digest: epro_http::auth::digest(OPERATOR_TOKEN), expires_at: None };
-    let change = AccessChange::CreateStaff { staff_id: "ops".to_owned(), display_name: "Test operator".to_owned(), grants, token };
+    let token = NewToken {
+        token_id: "ops-token".to_owned(),
+        digest: epro_http::auth::digest(OPERATOR_TOKEN),
+        expires_at: None,
+    };
+    let change = AccessChange::CreateStaff {
+        staff_id: "ops".to_owned(),
+        display_name: "Test operator".to_owned(),
+        grants,
+        token,
+    };
     let origin = ChangeOrigin { actor: "test".to_owned(), request_id: None };
     let outcome = store.change_access(change, origin).await.expect("the ops account must be created");
     assert_eq!(outcome, AccessOutcome::Done);
@@ -348,7 +366,8 @@ impl TestApp {
     /// enrolling the alert's patient at [`SITE`], where the `ops` account is an
     /// investigator.
     pub async fn acknowledge_alert(&self, alert_id: &str, body: &Value, language: &str) -> Reply {
-        let found = self.count(&format!("SELECT count(*) FROM alerts WHERE alert_id = '{}'", alert_id.replace('\'', "")));
+        let found =
+            self.count(&format!("SELECT count(*) FROM alerts WHERE alert_id = '{}'", alert_id.replace('\'', "")));
         if found == 1 {
             let trial = self.database_text(&format!("SELECT trial_id FROM alerts WHERE alert_id = '{alert_id}'"));
             let patient = self.database_text(&format!("SELECT patient_id FROM alerts WHERE alert_id = '{alert_id}'"));
@@ -375,6 +394,15 @@ impl TestApp {
     /// Counts rows in the app's real database.
     pub fn count(&self, sql: &str) -> i64 {
         self.database.as_ref().expect("the database lives as long as the app").count(sql)
+    }
+
+    /// Runs `sql` with the table's `trigger` out of the way, as an intruder with
+    /// database access could.
+    pub fn change_bypassing_trigger(&self, table: &str, trigger: &str, sql: &str) {
+        self.database
+            .as_ref()
+            .expect("the database lives as long as the app")
+            .change_bypassing_trigger(table, trigger, sql);
     }
 
     /// Runs a query returning one value in the app's real database, as text.

@@ -1,6 +1,7 @@
 //! API tests: each test starts the real application on port 0 with its own
 //! SQLite file and talks to it over HTTP. Set TEST_LOG=1 to see its logs.
 
+mod access;
 mod alerts;
 mod audit;
 mod export;

@@ -381,7 +381,10 @@ fn field_catalogue() -> Vec<(FieldError, &'static str)> {
         (FieldError::query_option("format", EnvelopeProblem::DuplicateParameter), "400"),
         (FieldError::query_option("bom", EnvelopeProblem::CsvOnly { format: "ndjson" }), "400"),
         (FieldError::envelope("roles[0].role", EnvelopeProblem::NotOneOf { allowed: &["admin", "monitor"] }), "422"),
-        (FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "investigator", needed: true }), "422"),
+        (
+            FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "investigator", needed: true }),
+            "422",
+        ),
         (FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "monitor", needed: false }), "422"),
         (FieldError::envelope("expiresInDays", EnvelopeProblem::OutOfRange { min: 1, max: 3650 }), "422"),
     ];

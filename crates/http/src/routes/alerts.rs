@@ -145,7 +145,8 @@ pub(crate) struct AcknowledgeErrors;
 
 impl IntoResponses for AcknowledgeErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        let mut errors = vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewAlerts }];
+        let mut errors =
+            vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewAlerts }];
         errors.extend(errors::body_errors(SEED_MEDIA_TYPES));
         errors.extend([
             ApiError::InvalidFields(vec![FieldError::envelope("comment", EnvelopeProblem::Missing)]),
@@ -179,6 +180,7 @@ pub async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<ListBody>, ApiError> {
+    auth::require_known_trial(&state, &principal, &trial_id)?;
     let sites = auth::site_access(&principal, Permission::ViewAlerts, &trial_id)
         .inspect_err(|_| state.metrics.record_security_event("forbidden"))?;
     let Query(params) = params.map_err(|rejection| {
@@ -203,8 +205,7 @@ pub async fn list(
         SiteAccess::All => None,
         SiteAccess::Sites(site_ids) => Some(site_ids),
     };
-    let filter =
-        AlertFilter { trial_id, status, patient_id: params.patient_id, site_ids, after: params.after, limit };
+    let filter = AlertFilter { trial_id, status, patient_id: params.patient_id, site_ids, after: params.after, limit };
 
     let alerts =
         state.store.alerts(filter).await.map_err(|error| ApiError::from_store(error, "failed to list alerts"))?;

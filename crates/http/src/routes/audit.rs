@@ -31,10 +31,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
+use crate::auth::{self, Permission, Principal, Scope};
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::openapi::errors::{self, Layers};
 use crate::openapi::shapes;
-use crate::auth::{self, Permission, Principal, Scope};
 use crate::state::AppState;
 
 /// The query parameters of the endpoint, as named in error messages.

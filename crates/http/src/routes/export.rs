@@ -25,10 +25,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoParams, IntoResponses};
 
+use crate::auth::{self, Permission, Principal, Scope};
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
 use crate::openapi::errors::{self, Layers};
-use crate::auth::{self, Permission, Principal, Scope};
 use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
@@ -130,6 +130,7 @@ pub async fn export(
     params: RawParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    auth::require_known_trial(&state, &principal, &trial_id)?;
     auth::require_in(&state, &principal, Permission::Export, Scope::Trial(&trial_id))?;
     let actor = principal.actor();
     let params = read_params(params, EXPORT_PARAMETERS)?;
@@ -143,12 +144,8 @@ pub async fn export(
     if exporter.since_is_beyond_database() {
         return Err(ApiError::InvalidEnvelope(vec![FieldError::query_option("since", EnvelopeProblem::InvalidCursor)]));
     }
-    let audit = ExportAudit {
-        actor,
-        trial_id: trial_id.clone(),
-        form_id: form_id.clone(),
-        request_id: request_id(&headers),
-    };
+    let audit =
+        ExportAudit { actor, trial_id: trial_id.clone(), form_id: form_id.clone(), request_id: request_id(&headers) };
     state.store.record_export(audit).await.map_err(|error| ApiError::from_store(error, "failed to audit export"))?;
 
     let next_cursor = exporter.next_cursor().to_string();
@@ -225,6 +222,7 @@ pub async fn codebook(
     Path((trial_id, form_id)): Path<(String, String)>,
     params: RawParams,
 ) -> Result<Response, ApiError> {
+    auth::require_known_trial(&state, &principal, &trial_id)?;
     auth::require_in(&state, &principal, Permission::Export, Scope::Trial(&trial_id))?;
     let params = read_params(params, CODEBOOK_PARAMETERS)?;
     let format = match value(&params, "format") {

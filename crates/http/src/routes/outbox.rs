@@ -17,9 +17,9 @@ use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 use uuid::Uuid;
 
+use crate::auth::{self, Permission, Principal, Scope};
 use crate::error::{ApiError, ErrorShape, FieldError};
 use crate::openapi::errors::{self, Layers};
-use crate::auth::{self, Permission, Principal, Scope};
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.

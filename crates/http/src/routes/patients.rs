@@ -23,7 +23,9 @@ use crate::auth::{self, Permission, Principal, Scope, SiteAccess, TokenKind};
 use crate::body::SEED_MEDIA_TYPES;
 use crate::error::{ApiError, ErrorShape, FieldError};
 use crate::openapi::errors::{self, Layers};
-use crate::routes::staff::{IssuedToken, days_field, id_field, issue, optional_days, origin, read_object, unknown_fields};
+use crate::routes::staff::{
+    IssuedToken, days_field, id_field, issue, optional_days, origin, read_object, unknown_fields,
+};
 use crate::state::AppState;
 
 /// The query parameters of the list endpoint, as named in error messages.
@@ -94,10 +96,7 @@ impl IntoResponses for PatientErrors {
             ApiError::UnknownSite { trial_id: "demo".to_owned(), site_id: "site-99".to_owned() },
             ApiError::PatientAlreadyEnrolled { patient_id: "P-0042".to_owned() },
             ApiError::PatientNotEnrolled { patient_id: "P-0042".to_owned() },
-            ApiError::InvalidFields(vec![FieldError::envelope(
-                "siteId",
-                crate::error::EnvelopeProblem::Missing,
-            )]),
+            ApiError::InvalidFields(vec![FieldError::envelope("siteId", crate::error::EnvelopeProblem::Missing)]),
         ]);
         errors.extend(errors::store_write_errors());
         errors::responses(ErrorShape::Standard, Layers::Limited, errors)
@@ -138,7 +137,12 @@ pub async fn enrol(
         return Err(ApiError::InvalidFields(errors));
     };
 
-    auth::require_in(&state, &principal, Permission::EnrolPatients, Scope::Site { trial_id: &trial_id, site_id: &site_id })?;
+    auth::require_in(
+        &state,
+        &principal,
+        Permission::EnrolPatients,
+        Scope::Site { trial_id: &trial_id, site_id: &site_id },
+    )?;
     let trial = state.catalog.trial(&trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.clone() })?;
     if trial.site(&site_id).is_none() {
         return Err(ApiError::UnknownSite { trial_id, site_id });
@@ -182,6 +186,7 @@ pub async fn list(
     Path(trial_id): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PatientList>, ApiError> {
+    auth::require_known_trial(&state, &principal, &trial_id)?;
     let sites = auth::site_access(&principal, Permission::ReadSubmissions, &trial_id)
         .inspect_err(|_| state.metrics.record_security_event("forbidden"))?;
     let Query(params) = params
@@ -205,8 +210,13 @@ pub async fn list(
     };
     let mut patients = Vec::new();
     for site_id in site_filter {
-        let filter =
-            EnrolmentFilter { trial_id: trial_id.clone(), site_id, patient_id: None, after: params.after.clone(), limit };
+        let filter = EnrolmentFilter {
+            trial_id: trial_id.clone(),
+            site_id,
+            patient_id: None,
+            after: params.after.clone(),
+            limit,
+        };
         let page = state
             .store
             .enrolments(filter, OffsetDateTime::now_utc())

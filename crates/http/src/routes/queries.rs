@@ -21,13 +21,13 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::response::Response as ResponseDoc;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
+use crate::auth::{self, Permission, Principal, SiteAccess};
 use crate::body::{self, SEED_MEDIA_TYPES};
 use crate::error::{ApiError, EnvelopeProblem, ErrorShape, FieldError};
 use crate::language::Language;
 use crate::messages;
 use crate::openapi::errors::{self, Layers};
 use crate::openapi::shapes;
-use crate::auth::{self, Permission, Principal, SiteAccess};
 use crate::routes::submissions::request_id;
 use crate::state::AppState;
 
@@ -154,6 +154,7 @@ pub async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<ListBody>, ApiError> {
+    auth::require_known_trial(&state, &principal, &trial_id)?;
     let sites = auth::site_access(&principal, Permission::ViewQueries, &trial_id)
         .inspect_err(|_| state.metrics.record_security_event("forbidden"))?;
     let Query(params) = params.map_err(|rejection| {
@@ -238,7 +239,8 @@ pub(crate) struct ChangeStatusErrors;
 
 impl IntoResponses for ChangeStatusErrors {
     fn responses() -> BTreeMap<String, RefOr<ResponseDoc>> {
-        let mut errors = vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewQueries }];
+        let mut errors =
+            vec![ApiError::Unauthorized, ApiError::Forbidden { permission: crate::auth::Permission::ViewQueries }];
         errors.extend(errors::body_errors(SEED_MEDIA_TYPES));
         errors.extend([
             ApiError::InvalidEnvelope(vec![

@@ -114,7 +114,8 @@ pub async fn submit(
 
     let target = Target { trial_id: &trial_id, form_id: Some(&form_id) };
     let request_id = request_id(&headers);
-    let (disposition, receipt) = intake::accept(&state, &principal, target, intake, pointer_base, received_at, request_id).await?;
+    let (disposition, receipt) =
+        intake::accept(&state, &principal, target, intake, pointer_base, received_at, request_id).await?;
 
     let status = match disposition {
         Disposition::Created => StatusCode::CREATED,

@@ -107,12 +107,14 @@ impl RoleGrant {
     pub fn check(&self) -> anyhow::Result<()> {
         let role = self.role;
         match (role.scope(), &self.trial_id, &self.site_id) {
-            (GrantScope::Global, None, None) | (GrantScope::Trial, Some(_), None) | (GrantScope::Site, Some(_), Some(_)) => {
-                Ok(())
-            }
+            (GrantScope::Global, None, None)
+            | (GrantScope::Trial, Some(_), None)
+            | (GrantScope::Site, Some(_), Some(_)) => Ok(()),
             (GrantScope::Global, _, _) => bail!("role {role} applies to every trial and takes no trial or site"),
             (GrantScope::Trial, None, _) => bail!("role {role} needs a trial"),
-            (GrantScope::Trial, Some(_), Some(_)) => bail!("role {role} covers every site of its trial and takes no site"),
+            (GrantScope::Trial, Some(_), Some(_)) => {
+                bail!("role {role} covers every site of its trial and takes no site")
+            }
             (GrantScope::Site, _, _) => bail!("role {role} needs a trial and a site"),
         }
     }

@@ -141,8 +141,9 @@ pub(crate) fn staff_members(
 }
 
 fn grants(connection: &Connection, staff_id: &str) -> anyhow::Result<Vec<RoleGrant>> {
-    let mut statement = connection
-        .prepare_cached("SELECT role, trial_id, site_id FROM staff_grants WHERE staff_id = ?1 ORDER BY role, trial_id, site_id")?;
+    let mut statement = connection.prepare_cached(
+        "SELECT role, trial_id, site_id FROM staff_grants WHERE staff_id = ?1 ORDER BY role, trial_id, site_id",
+    )?;
     let rows = statement
         .query_map([staff_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
         .with_context(|| format!("failed to read the roles of staff member {staff_id}"))?;

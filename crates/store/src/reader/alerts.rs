@@ -6,8 +6,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::parse_timestamp;
-use crate::reader::site_condition;
 use crate::model::{Alert, AlertFilter};
+use crate::reader::site_condition;
 
 /// Column list shared by every read of `alerts`, in the order
 /// [`AlertColumns::from_row`] expects.

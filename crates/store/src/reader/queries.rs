@@ -6,8 +6,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use crate::columns::parse_timestamp;
-use crate::reader::site_condition;
 use crate::model::{DataQuery, QueryFilter};
+use crate::reader::site_condition;
 
 /// Column list shared by every read of `data_queries`, in the order
 /// [`QueryColumns::from_row`] expects.

@@ -33,7 +33,9 @@ pub(super) fn change_access(
             }
             ensure!(!grants.is_empty(), "staff member {staff_id} needs at least one role");
             connection
-                .prepare_cached("INSERT INTO staff (staff_id, display_name, created_at, created_by) VALUES (?1, ?2, ?3, ?4)")?
+                .prepare_cached(
+                    "INSERT INTO staff (staff_id, display_name, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
+                )?
                 .execute(params![staff_id, display_name, at, origin.actor])
                 .with_context(|| format!("failed to insert staff member {staff_id}"))?;
             for grant in grants {
@@ -143,7 +145,9 @@ fn patient_exists(connection: &Connection, trial_id: &str, patient_id: &str) -> 
 fn insert_grant(connection: &Connection, staff_id: &str, grant: &RoleGrant) -> anyhow::Result<()> {
     grant.check().with_context(|| format!("invalid role grant for staff member {staff_id}"))?;
     connection
-        .prepare_cached("INSERT OR IGNORE INTO staff_grants (staff_id, role, trial_id, site_id) VALUES (?1, ?2, ?3, ?4)")?
+        .prepare_cached(
+            "INSERT OR IGNORE INTO staff_grants (staff_id, role, trial_id, site_id) VALUES (?1, ?2, ?3, ?4)",
+        )?
         .execute(params![
             staff_id,
             grant.role.as_str(),
