@@ -176,13 +176,12 @@ for argument in "${entrypoint[@]}" "${cmd[@]}"; do
     if [[ "$argument" == /* ]]; then image_command+=("$root$argument"); else image_command+=("$argument"); fi
 done
 
-token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # The container's environment: the PATH of debian:bookworm-slim with the
 # image's directories moved under $root, and the overrides a deployment
 # sets. Port 0: the kernel picks a free port, and epro logs it.
 container_env=(
     env -i "PATH=$root/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
-    "EPRO_HTTP__LISTEN=127.0.0.1:0" "EPRO_AUTH__OPERATOR_TOKEN=$token"
+    "EPRO_HTTP__LISTEN=127.0.0.1:0"
 )
 
 # Runs "$@" as the container would, in the data volume, bounded to 30 s.
@@ -309,13 +308,29 @@ EOF
 # Posts the PHQ-9 submission and prints the status code; the reply body goes
 # to $work/reply.json.
 submit() {
-    curl -s -o "$work/reply.json" -w '%{http_code}' --max-time 10 \
+    curl -s -o "$work/reply.json" -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' -H 'Accept-Language: en' \
         --data-binary "$submission" "http://127.0.0.1:$port/v1/trials/demo/forms/phq9/submissions"
 }
 
+# The first staff account, created through the entry point as an operator would:
+# an investigator of the demo trial's site-01, who enrols the patient and enters
+# the questionnaire for them (patient tokens are required, as in production).
+output=$(run_in_container "${as_image_user[@]}" "${image_command[0]}" staff create --config "$root$config" \
+    --id ops --name "Entry point test" --role investigator:demo:site-01 2>&1) ||
+    fail "epro staff create through the entry point failed: $output"
+token=$(printf '%s\n' "$output" | grep '^{' | jq -r .token)
+[[ "$token" == epro_s_* ]] || fail "epro staff create printed no token: $output"
+pass "epro staff create through the entry point printed a staff token"
+
 start_server "$work/first.log"
 pass "serving on 127.0.0.1:$port, /readyz 200"
+
+status=$(curl -s -o "$work/enrolled.json" -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' --data-binary '{"patientId": "P-0001", "siteId": "site-01"}' \
+    "http://127.0.0.1:$port/v1/trials/demo/patients")
+[ "$status" = 201 ] || fail "enrolling P-0001 got $status, expected 201: $(cat "$work/enrolled.json")"
+pass "patient enrolled at site-01: 201"
 
 [ "$(realpath "/proc/$server_pid/exe")" = "$root/usr/local/bin/epro" ] ||
     fail "the started process is $(realpath "/proc/$server_pid/exe"), not epro: the entry point did not exec"
