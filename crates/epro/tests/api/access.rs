@@ -6,6 +6,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{OPERATOR_TOKEN, TestApp, phq9_answers, spawn_app_requiring_tokens};
 
+/// One row of the role matrix: a label, the request, and the callers allowed to
+/// make it.
+type Row = (&'static str, Method, String, Option<Value>, Vec<&'static str>);
+
 /// A staff member or patient of the test, with their token.
 struct Caller {
     name: &'static str,
@@ -111,7 +115,7 @@ async fn role_matrix_covers_every_endpoint() {
     // Each row: a request, and the callers allowed to make it. Every other caller
     // must get 403, or 401 when anonymous.
     let submission_path = format!("/v1/submissions/{submission}");
-    let rows: Vec<(&str, Method, String, Option<Value>, Vec<&str>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "submit for P-site1",
             Method::POST,
@@ -212,6 +216,7 @@ async fn role_matrix_covers_every_endpoint() {
                 (false, false) => status == 401 && reply["code"] == "unauthorized",
             };
             if !good {
+                let reply: String = reply.to_string().chars().take(200).collect();
                 failures.push(format!("{label} by {}: {status} {reply}", caller.name));
             }
         }

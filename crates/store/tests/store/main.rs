@@ -3,6 +3,7 @@
 //! `TEST_EPRO_POSTGRES_URL` (skipped without it). `postgres` contains the tests of what
 //! only PostgreSQL has.
 
+mod access;
 mod alerts;
 mod audit;
 mod batching;
