@@ -82,16 +82,17 @@ mod writer;
 
 pub use metrics::SharedRecorder;
 pub use model::{
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak, AuditBreakKind, AuditFilter,
-    AuditRecord, AuditVerification, DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor,
-    NewAlert, NewQuery, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
-    QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection,
-    Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError, StoreStats, StoredSubmission,
-    SubmissionStatus, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AnswerChange, AuditBreak,
+    AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, CorrectionOutcome, CorrectionReceipt, DataQuery,
+    ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor, NewAlert, NewCorrection, NewQuery, NewSignature,
+    NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin,
+    QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome,
+    RowKey, SignOutcome, Signature, SourceFormat, StoreError, StoreStats, StoredSubmission, SubmissionHistory,
+    SubmissionStatus, SubmissionVersion, SubmitOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};
 pub use writer::{
-    ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED,
-    SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
+    ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SIGNATURE_APPLIED,
+    SIGNATURE_VOIDED, SUBMISSION_ACCEPTED, SUBMISSION_CORRECTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
 };

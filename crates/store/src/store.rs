@@ -4,11 +4,12 @@
 //! method here only hands the call to the backend that is open.
 //!
 //! The methods for data queries and revalidation are in `store::rules`, those of
-//! exports in `store::export`, alerts in `store::alerts` and the audit trail in
-//! `store::audit`.
+//! exports in `store::export`, alerts in `store::alerts`, the audit trail in
+//! `store::audit`, and corrections and signatures in `store::corrections`.
 
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod rules;
 
@@ -191,7 +192,7 @@ macro_rules! dispatch {
     };
 }
 
-// `store::rules`, `store::export`, `store::alerts` and `store::audit` call it too.
+// The other `store::` modules call it too.
 use dispatch;
 
 impl fmt::Debug for Store {

@@ -19,9 +19,11 @@
 //! submission with its data queries, alerts, outbox rows and audit row), `outbox`
 //! (delivery marks), `queries` (raising data queries and changing their status),
 //! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
-//! records) and `export` (the audit row of an export).
+//! records), `export` (the audit row of an export) and `corrections` (new versions of
+//! a submission and signatures).
 
 mod alerts;
+mod corrections;
 mod export;
 mod outbox;
 mod queries;
@@ -39,13 +41,14 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub(crate) use self::alerts::{SYSTEM_ACTOR, escalated_payload};
+pub(crate) use self::corrections::corrected_payload;
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, ExportAudit, NewSubmission, OutboxEvent, OutboxFailure,
-    OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError, StoreStats,
-    SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, CorrectionOutcome, ExportAudit, NewCorrection, NewSignature,
+    NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome, SignOutcome, StoreError, StoreStats, SubmitOutcome,
 };
 
 /// Event type of the outbox row written for each new submission.
@@ -76,6 +79,16 @@ pub const OUTBOX_REPLAYED: &str = "outbox.replayed";
 
 /// Audit action recorded for each export of a form's submissions.
 pub const EXPORT_CREATED: &str = "export.created";
+
+/// Event type of the outbox row written for each correction, and the audit action
+/// recorded with it.
+pub const SUBMISSION_CORRECTED: &str = "submission.corrected";
+
+/// Audit action recorded when an investigator signs a version of a submission.
+pub const SIGNATURE_APPLIED: &str = "signature.applied";
+
+/// Audit action recorded for each signature a correction voids.
+pub const SIGNATURE_VOIDED: &str = "signature.voided";
 
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
@@ -126,6 +139,14 @@ pub(crate) enum Command {
         now: OffsetDateTime,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
+    },
+    Correct {
+        correction: Box<NewCorrection>,
+        reply: oneshot::Sender<Result<CorrectionOutcome, StoreError>>,
+    },
+    Sign {
+        signature: Box<NewSignature>,
+        reply: oneshot::Sender<Result<SignOutcome, StoreError>>,
     },
 }
 
@@ -239,6 +260,8 @@ enum Pending {
     Revalidation(Reply<RevalidationOutcome>),
     Acknowledgement(Reply<AcknowledgeOutcome>),
     Alerts(Reply<Vec<Alert>>),
+    Correction(Reply<CorrectionOutcome>),
+    Signature(Reply<SignOutcome>),
 }
 
 impl Pending {
@@ -253,6 +276,8 @@ impl Pending {
             Pending::Revalidation(reply) => reply.result.is_ok(),
             Pending::Acknowledgement(reply) => reply.result.is_ok(),
             Pending::Alerts(reply) => reply.result.is_ok(),
+            Pending::Correction(reply) => reply.result.is_ok(),
+            Pending::Signature(reply) => reply.result.is_ok(),
         }
     }
 
@@ -271,6 +296,8 @@ impl Pending {
             Pending::Revalidation(reply) => reply.send(),
             Pending::Acknowledgement(reply) => reply.send(),
             Pending::Alerts(reply) => reply.send(),
+            Pending::Correction(reply) => reply.send(),
+            Pending::Signature(reply) => reply.send(),
         }
     }
 
@@ -285,6 +312,8 @@ impl Pending {
             Pending::Revalidation(reply) => reply.fail(reason),
             Pending::Acknowledgement(reply) => reply.fail(reason),
             Pending::Alerts(reply) => reply.fail(reason),
+            Pending::Correction(reply) => reply.fail(reason),
+            Pending::Signature(reply) => reply.fail(reason),
         }
     }
 }
@@ -304,6 +333,8 @@ impl Command {
             Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
             Command::AcknowledgeAlert { reply, .. } => Pending::Acknowledgement(Reply::skipped(reply)),
             Command::EscalateAlerts { reply, .. } => Pending::Alerts(Reply::skipped(reply)),
+            Command::Correct { reply, .. } => Pending::Correction(Reply::skipped(reply)),
+            Command::Sign { reply, .. } => Pending::Signature(Reply::skipped(reply)),
         }
     }
 }
@@ -341,7 +372,8 @@ impl Writer {
 
         let now = OffsetDateTime::now_utc();
         let mut abort = None;
-        // Replays and escalations write outbox rows without creating a submission.
+        // Replays, escalations and corrections write outbox rows without creating a
+        // submission.
         let mut wrote_other_events = false;
         let mut pending = Vec::with_capacity(batch_size);
         for command in batch {
@@ -412,6 +444,19 @@ impl Writer {
                     });
                     wrote_other_events |= result.as_ref().is_ok_and(|escalated| !escalated.is_empty());
                     Pending::Alerts(Reply::new(reply, result))
+                }
+                Command::Correct { correction, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        corrections::insert_correction(connection, &correction, now)
+                    });
+                    wrote_other_events |= matches!(result, Ok(CorrectionOutcome::Created(_)));
+                    Pending::Correction(Reply::new(reply, result))
+                }
+                Command::Sign { signature, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        corrections::sign(connection, &signature, now)
+                    });
+                    Pending::Signature(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

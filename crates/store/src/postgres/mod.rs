@@ -21,6 +21,7 @@
 mod alerts;
 mod audit;
 mod batch;
+mod corrections;
 mod error;
 mod export;
 mod outbox;
@@ -47,10 +48,11 @@ use self::error::classify;
 use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
-    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, DataQuery, ExportAudit,
-    ExportCursor, ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure,
-    OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StoreError,
-    StoredSubmission, SubmitOutcome,
+    AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter, AuditRecord, CorrectionOutcome,
+    DataQuery, ExportAudit, ExportCursor, ExportPage, ExportRow, NewCorrection, NewSignature, NewSubmission,
+    OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange,
+    QueryUpdate, Revalidation, RevalidationOutcome, SignOutcome, StoreError, StoredSubmission, SubmissionHistory,
+    SubmitOutcome,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -349,6 +351,31 @@ impl PostgresStore {
             .map_err(|error| self.record_failure(error))?;
         self.record_transaction();
         Ok(outcome)
+    }
+
+    pub(crate) async fn correct(&self, correction: NewCorrection) -> Result<CorrectionOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome =
+            corrections::correct(&mut client, &correction).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        if matches!(outcome, CorrectionOutcome::Created(_)) {
+            self.shared.outbox_notify.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn sign(&self, signature: NewSignature) -> Result<SignOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = corrections::sign(&mut client, &signature).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn submission_history(&self, id: &str) -> Result<Option<SubmissionHistory>, StoreError> {
+        let mut client = self.client().await?;
+        corrections::submission_history(&mut client, id).await.map_err(classify)
     }
 
     pub(crate) async fn escalate_overdue_alerts(

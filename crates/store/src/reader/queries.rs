@@ -11,7 +11,7 @@ use crate::model::{DataQuery, QueryFilter};
 /// Column list shared by every read of `data_queries`, in the order
 /// [`QueryColumns::from_row`] expects.
 const QUERY_COLUMNS: &str = "query_id, submission_id, trial_id, form_id, form_version, patient_id,
-    item, code, rule, params, status, origin, created_at, updated_at";
+    item, code, rule, params, status, origin, created_at, updated_at, version";
 
 /// Reads one data query by id.
 ///
@@ -112,6 +112,7 @@ struct QueryColumns {
     origin: String,
     created_at: String,
     updated_at: String,
+    version: u32,
 }
 
 impl QueryColumns {
@@ -131,6 +132,7 @@ impl QueryColumns {
             origin: row.get(11)?,
             created_at: row.get(12)?,
             updated_at: row.get(13)?,
+            version: row.get(14)?,
         })
     }
 
@@ -147,6 +149,7 @@ impl QueryColumns {
             form_id: self.form_id,
             form_version: self.form_version,
             patient_id: self.patient_id,
+            version: self.version,
             item: self.item,
             code: self.code,
             rule: self.rule,

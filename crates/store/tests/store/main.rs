@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod batching;
+mod corrections;
 mod export;
 mod intake;
 mod metrics;
