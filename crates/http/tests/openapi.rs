@@ -255,6 +255,9 @@ fn operator_operations_need_token() {
     let document = document();
     let operator_paths = [
         "/v1/submissions/{submission_id}",
+        "/v1/submissions/{submission_id}/corrections",
+        "/v1/submissions/{submission_id}/versions/{version}",
+        "/v1/submissions/{submission_id}/versions/{version}/signature",
         "/v1/trials/{trial_id}/queries",
         "/v1/queries/{query_id}/status",
         "/v1/audit",

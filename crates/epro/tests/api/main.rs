@@ -3,6 +3,7 @@
 
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod fhir;
 mod helpers;
