@@ -1,6 +1,6 @@
-//! Corrections and signatures over HTTP: a correction stores version 2 beside
-//! the original, conflicts and retries, the rules run again on each version,
-//! signatures are voided by a later correction, the audit chain stays intact,
+//! Corrections and signatures over HTTP. A correction stores version 2 beside
+//! the original, with its conflicts, retries and rules run again on each
+//! version. A later correction voids signatures, the audit chain stays intact,
 //! and exports list every version with its reason.
 
 use serde_json::{Value, json};

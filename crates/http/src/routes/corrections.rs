@@ -67,8 +67,8 @@ pub(crate) struct CorrectionRequest {
     /// is replaced as a whole.
     #[schema(value_type = Object)]
     answers: Value,
-    /// Why the data changes, 1 to 2000 characters, kept in the version and the audit
-    /// trail.
+    /// The reason the data changes, 1 to 2000 characters, kept in the version and the
+    /// audit trail.
     reason: String,
 }
 
@@ -79,7 +79,8 @@ pub(crate) struct CorrectionRequest {
 pub(crate) struct SignatureRequest {
     /// The signer's own credential, entered again: the bearer token of this request.
     credential: String,
-    /// What the signature means, such as `Reviewed and approved`, 1 to 2000 characters.
+    /// The meaning of the signature, such as `Reviewed and approved`, 1 to 2000
+    /// characters.
     meaning: String,
 }
 
@@ -117,7 +118,7 @@ pub(crate) struct VersionSummary {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     recorded_at: OffsetDateTime,
-    /// Who stored it, such as `patient:P-001` or `operator`.
+    /// The actor that stored it, such as `patient:P-001` or `operator`.
     actor: String,
     /// The correction reason; `null` for version 1.
     #[schema(required = true)]
@@ -134,7 +135,7 @@ pub(crate) struct SignatureBody {
     signature_id: String,
     /// The signed version.
     version: u32,
-    /// Who signed, such as `operator`.
+    /// The signer, such as `operator`.
     signer: String,
     meaning: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -294,7 +295,7 @@ pub async fn correct(
         return Err(conflict);
     };
     // A correction from an older version can only be a retry of the one that made its
-    // successor, and that one passed these checks; anything else is a conflict.
+    // successor. That one passed these checks, so anything that fails them conflicts.
     let outdated = base.version != current_version;
     let stored = &history.submission;
     let published = published_form(&state, &stored.trial_id, &stored.form_id, &stored.form_version)?;
@@ -310,8 +311,8 @@ pub async fn correct(
 
     let Checked { normalized, findings, scores, alerts: _ } =
         epro_forms::check_native(&published.form, &merged, "/answers");
-    // TODO: alerts that fire on a corrected version are not raised yet, because the
-    // alerts table has no version column; site staff see them only at intake.
+    // TODO: alert rules that fire on a corrected version raise no alert yet, because
+    // the alerts table has no version column. Site staff see alerts from intake only.
     let (rejecting, querying): (Vec<_>, Vec<_>) =
         findings.into_iter().partition(|finding| finding.problem.severity() == Severity::Reject);
     if outdated && !rejecting.is_empty() {

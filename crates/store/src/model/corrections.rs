@@ -56,9 +56,9 @@ pub struct NewCorrection {
     /// Data queries the rules raised on the new version. They are stored for that
     /// version, open and with origin `intake`.
     pub queries: Vec<NewQuery>,
-    /// Why the data changes. Must not be blank.
+    /// The reason the data changes. Must not be blank.
     pub reason: String,
-    /// Who makes the correction, for example `operator` or `staff:S-017`.
+    /// The actor making the correction, for example `operator` or `staff:S-017`.
     pub actor: String,
     pub request_id: Option<String>,
     /// SHA-256 that identifies the correction's content: a second request with the same
@@ -158,7 +158,7 @@ pub struct SubmissionVersion {
     pub changed_items: Vec<String>,
     /// The correction reason, `None` for version 1.
     pub reason: Option<String>,
-    /// Who stored the version: the actor of the `submission.created` audit row for
+    /// The actor that stored the version: the actor of the `submission.created` audit row for
     /// version 1 (for example `patient:P-001`), the correction's actor otherwise.
     pub actor: String,
     /// When the version was stored: the receipt time for version 1, the correction
@@ -197,7 +197,7 @@ pub struct SubmissionHistory {
 impl SubmissionHistory {
     /// Returns the latest version.
     pub fn latest(&self) -> &SubmissionVersion {
-        // `versions` always holds version 1.
+        // `versions` always contains version 1.
         self.versions.last().expect("a submission has version 1")
     }
 
@@ -213,10 +213,10 @@ impl SubmissionHistory {
 pub struct NewSignature {
     pub submission_id: String,
     pub version: u32,
-    /// Who signs, for example `operator` or `staff:S-017`. Must not be empty.
+    /// The signer, for example `operator` or `staff:S-017`. Must not be empty.
     pub signer: String,
-    /// What the signature means, for example `reviewed and approved`. Must not be
-    /// blank.
+    /// The meaning of the signature, for example `reviewed and approved`. Must not
+    /// be blank.
     pub meaning: String,
     pub request_id: Option<String>,
 }

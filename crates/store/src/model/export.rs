@@ -52,7 +52,8 @@ pub struct RowKey(pub(crate) Key);
 pub(crate) enum Key {
     /// `submission_sequence.seq`.
     Sqlite { seq: i64 },
-    /// `(submissions.xid, submissions.seq)`, compared as a pair.
+    /// `(xid, seq)` of the version's row in `submissions` or `submission_versions`,
+    /// compared as a pair.
     Postgres { xid: i64, seq: i64 },
 }
 
@@ -170,8 +171,8 @@ pub struct ExportPage<'a> {
     pub limit: usize,
 }
 
-/// One stored submission as an export reads it: without the raw answers and the
-/// content hash, and with the number of its data queries.
+/// One version of a stored submission as an export reads it: without the raw answers
+/// and the content hash, and with the number of its data queries.
 #[derive(Clone, PartialEq)]
 pub struct ExportRow {
     /// Position of the row, to pass as [`ExportPage::after`] for the next page.
@@ -180,7 +181,7 @@ pub struct ExportRow {
     /// 1 for the submission as received, a later number for each correction. Every
     /// version is its own row.
     pub version: u32,
-    /// Why the version was corrected, `None` for version 1.
+    /// The correction reason, `None` for version 1.
     pub correction_reason: Option<String>,
     /// When the correction was stored, `None` for version 1.
     pub corrected_at: Option<OffsetDateTime>,

@@ -218,8 +218,8 @@ pub(super) async fn correct(client: &mut Object, correction: &NewCorrection) -> 
     }))
 }
 
-/// Answers a correction whose base version already has a successor: the same content
-/// is a replay with the stored receipt, other content a conflict.
+/// Classifies a correction whose base version already has a successor: the same
+/// content is a replay with the stored receipt, other content a conflict.
 async fn classify_retry(
     transaction: &Transaction<'_>,
     correction: &NewCorrection,

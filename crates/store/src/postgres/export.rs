@@ -74,7 +74,7 @@ pub(super) async fn page(client: &Object, page: &ExportPage<'_>) -> anyhow::Resu
 
     // `seq` starts at 1, so (lowest_new, 0) sorts before every row of that transaction.
     // Version 1 of each submission is its `submissions` row and every later version a
-    // `submission_versions` row; both take `seq` from one sequence, so (xid, seq) orders
+    // `submission_versions` row. Both take `seq` from one sequence, so (xid, seq) orders
     // them together. Each branch reads at most one page in index order.
     let statement = client
         .prepare_cached(

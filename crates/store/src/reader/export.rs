@@ -1,5 +1,5 @@
 //! Reads of an export on SQLite: the high-water mark and one page of a form's
-//! submissions in `submission_sequence` order.
+//! submission versions in `submission_sequence` order.
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, Row};

@@ -1,6 +1,7 @@
-//! Correction and signature writes on SQLite: a new version of a submission with its
-//! data queries, the signatures it voids, its `submission.corrected` event and its
-//! audit rows; and an investigator's signature with its audit row.
+//! Correction and signature writes on SQLite. A correction writes a new version of a
+//! submission with its data queries, the signatures it voids, its
+//! `submission.corrected` event and its audit rows. A signature writes its row and
+//! its audit row.
 //!
 //! The writer thread runs one command at a time, so the check that the base version is
 //! still the latest and the insert of the next version cannot interleave with another
@@ -206,8 +207,8 @@ pub(crate) fn corrected_payload(
     })
 }
 
-/// Answers a correction whose base version already has a successor: the same content
-/// is a replay with the stored receipt, other content a conflict.
+/// Classifies a correction whose base version already has a successor: the same
+/// content is a replay with the stored receipt, other content a conflict.
 fn classify_retry(
     connection: &Connection,
     correction: &NewCorrection,

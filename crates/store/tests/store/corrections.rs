@@ -1,7 +1,7 @@
-//! Corrections and signatures: a correction stores the next version beside the
-//! original with its queries, event and audit row; an outdated base conflicts and a
-//! retry finds its first result; a correction voids the signatures before it; every
-//! version is exported with its reason, also by an incremental export.
+//! Corrections and signatures. A correction stores the next version beside the
+//! original with its queries, event and audit row. An outdated base conflicts, and a
+//! retry finds its first result. A correction voids the signatures before it, and
+//! every version is exported with its reason, also by an incremental export.
 
 use epro_store::{
     AnswerChange, AuditFilter, AuditVerification, CorrectionOutcome, ExportCursor, ExportPage, ExportRow,
