@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::support::{Backend, TestStore, backend_tests, new_query, sha256_stand_in, submission, submit_created};
 
+backend_tests!(multi_thread: concurrent_corrections_store_one);
 backend_tests!(
     correct_stores_next_version_beside_original,
     correct_outdated_base_conflicts,
@@ -179,6 +180,32 @@ async fn correct_runs_queries_per_version(backend: Backend) {
         vec![SubmissionStatus::AcceptedWithQueries, SubmissionStatus::AcceptedWithQueries, SubmissionStatus::Accepted]
     );
     assert_eq!(replay.receipt().queries, intake.queries, "a replay of version 1 lists its own queries only");
+}
+
+/// Two corrections from the same version at the same time: one becomes version 2,
+/// the other conflicts, on PostgreSQL through the lock on the submission's row.
+async fn concurrent_corrections_store_one(backend: Backend) {
+    let test = TestStore::open(backend).await;
+    let original = submission(3);
+    submit_created(&test.store, original.clone()).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for pain in [5, 6, 7, 8] {
+        let store = test.store.clone();
+        let correction = correction(&original, 1, 3, pain);
+        tasks.spawn(async move { store.correct(correction).await.expect("correct") });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        outcomes.push(outcome.expect("task"));
+    }
+
+    let created = outcomes.iter().filter(|outcome| matches!(outcome, CorrectionOutcome::Created(_))).count();
+    let conflicts =
+        outcomes.iter().filter(|outcome| **outcome == CorrectionOutcome::Conflict { current_version: 2 }).count();
+    assert_eq!((created, conflicts), (1, 3), "{outcomes:?}");
+    assert_eq!(test.count("submission_versions", "1 = 1").await, 1);
+    assert_chain_intact(&test).await;
 }
 
 async fn correct_unknown_submission_not_found(backend: Backend) {
