@@ -79,10 +79,9 @@ pub(crate) fn record(layout: &Layout, row: &ExportRow) -> Vec<String> {
 
     let mut cells = vec![
         neutralise(&row.submission_id),
-        // Every stored submission is its first version until corrections add
-        // later versions; correctionReason stays empty until then.
-        "1".to_owned(),
-        String::new(),
+        row.version.to_string(),
+        // Site staff write the reason freely, so it is neutralised like any text.
+        row.correction_reason.as_deref().map(neutralise).unwrap_or_default(),
         neutralise(&row.patient_id),
         neutralise(&row.form_version),
         format_utc(row.completed_at),

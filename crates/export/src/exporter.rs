@@ -11,7 +11,8 @@ use crate::{fhir, ndjson};
 /// Rows read per page, and so the maximum number of rows an export keeps in memory.
 pub const PAGE_SIZE: usize = 500;
 
-/// Bytes of output for one page, with the number of submissions in it.
+/// Bytes of output for one page, with the number of rows (submission
+/// versions) in it.
 #[derive(Debug)]
 pub struct Chunk {
     pub bytes: Vec<u8>,

@@ -1,7 +1,8 @@
 //! One FHIR R4 `QuestionnaireResponse` per line, as FHIR Bulk Data writes
 //! resources (`application/fhir+ndjson`).
 //!
-//! The resource carries the submission id as `id`, the form's canonical URL
+//! The resource carries the submission id as `id`, the submission's version as
+//! `meta.versionId` (its correction time as `meta.lastUpdated`), the form's canonical URL
 //! and version as `questionnaire` (or `Questionnaire/FORM` when the form has
 //! no URL), the patient as `subject.identifier.value`, the completion time
 //! with the device's offset as `authored`, and the answers as `item` with the
@@ -30,9 +31,13 @@ pub(crate) fn record(layout: &Layout, row: &ExportRow) -> Value {
     json!({
         "resourceType": "QuestionnaireResponse",
         "id": row.submission_id,
-        "meta": { "versionId": "1", "lastUpdated": format_utc(row.received_at) },
+        "meta": {
+            "versionId": row.version.to_string(),
+            "lastUpdated": format_utc(row.corrected_at.unwrap_or(row.received_at)),
+        },
         "questionnaire": questionnaire,
-        "status": "completed",
+        // FHIR's status for a response changed after completion.
+        "status": if row.version > 1 { "amended" } else { "completed" },
         "subject": { "identifier": { "value": row.patient_id } },
         "authored": row.completed_at.format(&Rfc3339).unwrap_or_default(),
         "item": items,

@@ -12,10 +12,14 @@
 //! - CSV ([`Format::Csv`]): one row per submission version and one column per
 //!   question; the naming rule is in `layout`. Text cells that a spreadsheet
 //!   would run as a formula are neutralised (`csv`).
-//! - NDJSON ([`Format::Ndjson`]): one JSON object per submission, with the
-//!   normalized answers as typed JSON (`ndjson`).
-//! - FHIR ([`Format::Fhir`]): one `QuestionnaireResponse` per line, in the
-//!   style of FHIR Bulk Data (`fhir`).
+//! - NDJSON ([`Format::Ndjson`]): one JSON object per submission version,
+//!   with the normalized answers as typed JSON (`ndjson`).
+//! - FHIR ([`Format::Fhir`]): one `QuestionnaireResponse` per submission
+//!   version, in the style of FHIR Bulk Data (`fhir`).
+//!
+//! Every version of a corrected submission is its own row, with its
+//! `version` and correction reason, in commit order: an incremental export
+//! holds the corrections stored since its cursor.
 //!
 //! # Layout
 //!

@@ -1,4 +1,4 @@
-//! One JSON object per submission, one per line: the row's fields, its scores
+//! One JSON object per submission version, one per line: the row's fields, its scores
 //! by name and its normalized answers as typed JSON, unchanged.
 
 use epro_store::ExportRow;
@@ -8,17 +8,16 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::layout::{Layout, scores};
 
-/// Returns the NDJSON object of one row.
-///
-/// `version` is 1 and `correctionReason` `null` for every submission until
-/// corrections add later versions.
+/// Returns the NDJSON object of one row: one version of a submission.
+/// `correctionReason` and `correctedAt` are `null` for version 1.
 pub(crate) fn record(layout: &Layout, row: &ExportRow) -> Value {
     let answers: Value = serde_json::from_str(&row.normalized_answers).unwrap_or(Value::Null);
     let scores: Map<String, Value> = scores(&row.scores).into_iter().collect();
     json!({
         "submissionId": row.submission_id,
-        "version": 1,
-        "correctionReason": null,
+        "version": row.version,
+        "correctionReason": row.correction_reason,
+        "correctedAt": row.corrected_at.map(format_utc),
         "trialId": layout.trial_id,
         "formId": layout.form_id,
         "formVersion": row.form_version,

@@ -96,6 +96,10 @@ pub enum Permission {
     Export,
     /// Read the audit trail.
     ReadAudit,
+    /// Correct a submission: store a new version with a reason.
+    Correct,
+    /// Sign a submission version as investigator.
+    Sign,
     /// Enrol patients and issue or revoke their tokens.
     EnrolPatients,
     /// Create staff accounts and issue or revoke their tokens.
@@ -108,7 +112,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order the role table in the README lists them.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::Submit,
         Permission::ReadSubmissions,
         Permission::ViewQueries,
@@ -117,6 +121,8 @@ impl Permission {
         Permission::AcknowledgeAlerts,
         Permission::Export,
         Permission::ReadAudit,
+        Permission::Correct,
+        Permission::Sign,
         Permission::EnrolPatients,
         Permission::ManageStaff,
         Permission::ManageTrials,
@@ -134,6 +140,8 @@ impl Permission {
             Permission::AcknowledgeAlerts => "acknowledge_alerts",
             Permission::Export => "export",
             Permission::ReadAudit => "read_audit",
+            Permission::Correct => "correct",
+            Permission::Sign => "sign",
             Permission::EnrolPatients => "enrol_patients",
             Permission::ManageStaff => "manage_staff",
             Permission::ManageTrials => "manage_trials",
@@ -151,8 +159,8 @@ impl fmt::Display for Permission {
 /// Returns whether `role` grants `permission` (within the scope of the grant).
 ///
 /// admin runs the system and sees no patient data; data_manager works on every site
-/// of a trial; investigator and site_staff on their own site; monitor reads and
-/// changes nothing.
+/// of a trial; investigator and site_staff on their own site, and only an
+/// investigator signs; monitor reads and changes nothing.
 pub fn role_permits(role: Role, permission: Permission) -> bool {
     use Permission as P;
     match role {
@@ -165,9 +173,10 @@ pub fn role_permits(role: Role, permission: Permission) -> bool {
                 | P::ViewAlerts
                 | P::Export
                 | P::ReadAudit
+                | P::Correct
                 | P::EnrolPatients
         ),
-        Role::Investigator | Role::SiteStaff => matches!(
+        Role::Investigator => matches!(
             permission,
             P::Submit
                 | P::ReadSubmissions
@@ -175,6 +184,19 @@ pub fn role_permits(role: Role, permission: Permission) -> bool {
                 | P::ChangeQueryStatus
                 | P::ViewAlerts
                 | P::AcknowledgeAlerts
+                | P::Correct
+                | P::Sign
+                | P::EnrolPatients
+        ),
+        Role::SiteStaff => matches!(
+            permission,
+            P::Submit
+                | P::ReadSubmissions
+                | P::ViewQueries
+                | P::ChangeQueryStatus
+                | P::ViewAlerts
+                | P::AcknowledgeAlerts
+                | P::Correct
                 | P::EnrolPatients
         ),
         Role::Monitor => matches!(permission, P::ReadSubmissions | P::ViewQueries | P::ViewAlerts | P::ReadAudit),

@@ -67,6 +67,20 @@ pub enum ApiError {
     AlertNotFound,
     /// The alert was acknowledged before; an acknowledgement is final.
     AlertAlreadyAcknowledged { acknowledged_at: Option<time::OffsetDateTime> },
+    /// The submission has no version with this number.
+    VersionNotFound { version: String },
+    /// A correction without a reason, or with a blank one. `errors` names the
+    /// field `reason`; nothing was stored.
+    CorrectionReasonRequired(Vec<FieldError>),
+    /// The correction's `baseVersion` is not the latest version, and no
+    /// correction with the same content was made from it: storing it would
+    /// overwrite a change its author has not seen.
+    CorrectionConflict { base_version: u32, current_version: u32 },
+    /// The re-entered credential of a signature does not match the caller's
+    /// own. `errors` names the field `credential`; nothing was signed.
+    SignatureCredentialInvalid(Vec<FieldError>),
+    /// Only the latest version of a submission can be signed.
+    SignatureVersionNotCurrent { version: u32, current_version: u32 },
     /// No route matches the path.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -208,6 +222,10 @@ pub enum EnvelopeProblem {
     DuplicateParameter,
     /// An export option that only CSV has, sent with another format.
     CsvOnly { format: &'static str },
+    /// A correction whose answers would be the same as the base version's.
+    NoChange,
+    /// A re-entered credential that is not the caller's own.
+    CredentialMismatch,
 }
 
 impl FieldError {
@@ -291,6 +309,8 @@ impl EnvelopeProblem {
             EnvelopeProblem::UnknownParameter { .. } => "unknown_parameter",
             EnvelopeProblem::DuplicateParameter => "duplicate_parameter",
             EnvelopeProblem::CsvOnly { .. } => "csv_only_option",
+            EnvelopeProblem::NoChange => "no_change",
+            EnvelopeProblem::CredentialMismatch => "credential_mismatch",
         }
     }
 }
@@ -304,7 +324,7 @@ impl ApiError {
             | ApiError::InvalidEnvelope(_)
             | ApiError::InvalidCompressedBody
             | ApiError::IncompleteBody => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::SignatureCredentialInvalid(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::StaffExists { .. } | ApiError::PatientAlreadyEnrolled { .. } => StatusCode::CONFLICT,
             ApiError::UnknownSite { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -315,16 +335,21 @@ impl ApiError {
             | ApiError::SubmissionNotFound
             | ApiError::QueryNotFound
             | ApiError::AlertNotFound
+            | ApiError::VersionNotFound { .. }
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } | ApiError::AlertAlreadyAcknowledged { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict { .. }
+            | ApiError::QueryUnchanged { .. }
+            | ApiError::AlertAlreadyAcknowledged { .. }
+            | ApiError::CorrectionConflict { .. }
+            | ApiError::SignatureVersionNotCurrent { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Validation(_) | ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::InvalidFields(_) | ApiError::CorrectionReasonRequired(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::TimedOut { .. }
@@ -356,6 +381,11 @@ impl ApiError {
             ApiError::QueryUnchanged { .. } => "query_status_unchanged",
             ApiError::AlertNotFound => "alert_not_found",
             ApiError::AlertAlreadyAcknowledged { .. } => "alert_already_acknowledged",
+            ApiError::VersionNotFound { .. } => "version_not_found",
+            ApiError::CorrectionReasonRequired(_) => "correction_reason_required",
+            ApiError::CorrectionConflict { .. } => "correction_conflict",
+            ApiError::SignatureCredentialInvalid(_) => "signature_credential_invalid",
+            ApiError::SignatureVersionNotCurrent { .. } => "signature_version_not_current",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "submission_conflict",
@@ -402,9 +432,11 @@ impl ApiError {
     /// Returns the field-level findings, empty for request-level errors.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) | ApiError::InvalidFields(errors) => {
-                errors
-            }
+            ApiError::InvalidEnvelope(errors)
+            | ApiError::Validation(errors)
+            | ApiError::InvalidFields(errors)
+            | ApiError::CorrectionReasonRequired(errors)
+            | ApiError::SignatureCredentialInvalid(errors) => errors,
             _ => &[],
         }
     }
@@ -488,7 +520,7 @@ fn pending_response(error: ApiError, shape: ErrorShape, submission_id: Option<St
     if let Some(seconds) = error.retry_after_seconds() {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    if matches!(error, ApiError::Unauthorized) {
+    if matches!(error, ApiError::Unauthorized | ApiError::SignatureCredentialInvalid(_)) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response.extensions_mut().insert(PendingError { error: Arc::new(error), shape, submission_id });
@@ -523,7 +555,8 @@ pub(crate) struct StandardBody<'a> {
     message: String,
     /// The `x-request-id` of the request, to quote to support.
     request_id: &'a str,
-    /// Every finding for `invalid_request` and `validation_failed`; empty
+    /// Every finding for `invalid_request`, `invalid_fields`, `validation_failed`,
+    /// `correction_reason_required` and `signature_credential_invalid`; empty
     /// for other codes.
     errors: Vec<FieldErrorBody<'a>>,
 }

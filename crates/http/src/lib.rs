@@ -12,9 +12,9 @@
 //! - [`router`] builds the whole application and [`ops_router`] the
 //!   operations endpoints alone; tests drive them without a socket.
 //!   [`openapi()`] builds the OpenAPI document from the same list of routes.
-//! - `routes/`: one module per resource (`submissions`, `collection` for the
-//!   seed-compatible endpoint, `queries`, `alerts`, `outbox`, `audit`,
-//!   `export`, `health`, `metrics`).
+//! - `routes/`: one module per resource (`submissions`, `corrections` for
+//!   versions and signatures, `collection` for the seed-compatible endpoint,
+//!   `queries`, `alerts`, `outbox`, `audit`, `export`, `health`, `metrics`).
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -97,6 +97,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(routes::submissions::submit))
         .routes(routes!(routes::submissions::get))
+        .routes(routes!(routes::corrections::correct))
+        .routes(routes!(routes::corrections::get_version))
+        .routes(routes!(routes::corrections::sign))
         .routes(routes!(routes::queries::list))
         .routes(routes!(routes::queries::change_status))
         .routes(routes!(routes::alerts::list))

@@ -108,6 +108,36 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
             Some(at) => format!("该警报已于 {at} 确认。确认不可更改，本次未做任何更改。请查看该警报以了解确认人。"),
             None => "该警报已被确认。确认不可更改，本次未做任何更改。".to_owned(),
         },
+        (ApiError::VersionNotFound { version }, En) => format!(
+            "The submission has no version \"{version}\". Read the submission to see its versions; they are numbered from 1."
+        ),
+        (ApiError::VersionNotFound { version }, ZhCn) => {
+            format!("该提交没有版本“{version}”。请读取该提交以查看其版本；版本号从 1 开始。")
+        }
+        (ApiError::CorrectionReasonRequired(_), En) => {
+            "The correction was not stored: \"reason\" is required. Say why the data changes, for example \"transcription error confirmed with the patient\".".to_owned()
+        }
+        (ApiError::CorrectionReasonRequired(_), ZhCn) => {
+            "更正未保存：必须填写“reason”。请说明数据为何更改，例如“经与患者核实为录入错误”。".to_owned()
+        }
+        (ApiError::CorrectionConflict { base_version, current_version }, En) => format!(
+            "The correction was not stored: it is based on version {base_version}, but the current version is {current_version}. Read version {current_version}, apply your change to it and send it with \"baseVersion\": {current_version}."
+        ),
+        (ApiError::CorrectionConflict { base_version, current_version }, ZhCn) => format!(
+            "更正未保存：它基于版本 {base_version}，但当前版本为 {current_version}。请读取版本 {current_version}，在其基础上修改，并以 \"baseVersion\": {current_version} 重新发送。"
+        ),
+        (ApiError::SignatureCredentialInvalid(_), En) => {
+            "Nothing was signed: the re-entered credential does not match yours. Enter your own credential in \"credential\" again.".to_owned()
+        }
+        (ApiError::SignatureCredentialInvalid(_), ZhCn) => {
+            "未签名：重新输入的凭证与您的凭证不符。请在“credential”中重新输入您本人的凭证。".to_owned()
+        }
+        (ApiError::SignatureVersionNotCurrent { version, current_version }, En) => format!(
+            "Version {version} was not signed because it is not the current version: the current version is {current_version}. Review version {current_version} and sign that one."
+        ),
+        (ApiError::SignatureVersionNotCurrent { version, current_version }, ZhCn) => format!(
+            "版本 {version} 不是当前版本，因此未签名：当前版本为 {current_version}。请审阅版本 {current_version} 并对其签名。"
+        ),
         (ApiError::RouteNotFound, En) => "No endpoint has this path. Check the URL.".to_owned(),
         (ApiError::RouteNotFound, ZhCn) => "不存在此路径的接口。请检查 URL。".to_owned(),
         (ApiError::MethodNotAllowed, En) => "This endpoint does not accept this HTTP method.".to_owned(),
@@ -435,6 +465,18 @@ fn envelope_message(language: Language, field: &str, problem: &EnvelopeProblem) 
         (EnvelopeProblem::CsvOnly { format }, ZhCn) => {
             format!("查询参数“{field}”只适用于 CSV 导出。使用 format={format} 时请省略它，或改用 format=csv。")
         }
+        (EnvelopeProblem::NoChange, En) => format!(
+            "\"{field}\" changes no answer of the base version. Send only the items whose answers change, with their new values."
+        ),
+        (EnvelopeProblem::NoChange, ZhCn) => {
+            format!("“{field}”没有更改基础版本中的任何答案。请只发送答案有变化的题目及其新值。")
+        }
+        (EnvelopeProblem::CredentialMismatch, En) => {
+            format!("\"{field}\" does not match the credential of this request. Re-enter your own credential to sign.")
+        }
+        (EnvelopeProblem::CredentialMismatch, ZhCn) => {
+            format!("“{field}”与本次请求的凭证不符。请重新输入您本人的凭证以签名。")
+        }
     }
 }
 
@@ -608,6 +650,7 @@ fn english_json_type(expected: &str) -> &'static str {
         "object" => "a JSON object",
         "array" => "an array",
         "number" => "a number",
+        "positive integer" => "a whole number of 1 or more",
         _ => "a value of another type",
     }
 }
@@ -618,6 +661,7 @@ fn chinese_json_type(expected: &str) -> &'static str {
         "object" => " JSON 对象",
         "array" => "数组",
         "number" => "数字",
+        "positive integer" => "大于等于 1 的整数",
         _ => "其他类型的值",
     }
 }

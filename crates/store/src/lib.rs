@@ -21,10 +21,16 @@
 //! - **An outbox row is written in the same transaction as its submission, or not at
 //!   all.** So are the data queries and alerts raised at intake. They have no audit
 //!   row of their own because the submission's `submission.created` row covers them.
-//! - **`submissions`, `submission_sequence` (SQLite), `audit_events`,
-//!   `data_query_events` and `derived_records` are append-only.** Triggers reject
-//!   `UPDATE` and `DELETE`, and on PostgreSQL
-//!   `TRUNCATE`. A correction is a new submission.
+//! - **`submissions`, `submission_versions`, `submission_sequence` (SQLite),
+//!   `audit_events`, `data_query_events` and `derived_records` are append-only.**
+//!   Triggers reject `UPDATE` and `DELETE`, and on PostgreSQL `TRUNCATE`. A
+//!   correction is the next row of `submission_versions`; version 1 stays in
+//!   `submissions` as received.
+//! - **A correction is stored only from the latest version.** [`Store::correct`]
+//!   checks it in the transaction that writes the new version, with its data
+//!   queries, the voiding of the submission's valid signatures, its outbox event and
+//!   its audit rows. Signatures are never deleted, and only their void columns
+//!   change, once.
 //! - **Data queries are never deleted, and only their status changes.** Triggers reject
 //!   `DELETE` and any `UPDATE` of columns other than `status` and `updated_at`. Every
 //!   status change goes through [`Store::update_query_status`], which appends its
@@ -43,11 +49,13 @@
 //! - **Outbox rows change only in their delivery columns** (`attempts`, `last_error`,
 //!   `delivered_at`, the claim, `rejections` and `dead_lettered_at`), through the
 //!   `outbox_*` methods of [`Store`].
-//! - **An export cursor never skips a row.** A submission committed after an export
-//!   fixed its high-water mark sorts after that mark: on SQLite through
+//! - **An export cursor never skips a row.** A submission version committed after an
+//!   export fixed its high-water mark sorts after that mark: on SQLite through
 //!   `submission_sequence`, filled by a trigger in the inserting transaction, on
 //!   PostgreSQL through the inserting transaction's id (see [`ExportCursor`]).
-//! - **No answers outside `submissions`.** Outbox payloads and audit rows carry ids,
+//! - **No answers outside `submissions` and `submission_versions`**, except in the
+//!   `submission.corrected` audit row, whose before and after values hold the changed
+//!   items' old and new answers. Other audit rows and every outbox payload carry ids,
 //!   codes and timestamps only. Scores appear only in `submissions.scores` and
 //!   `derived_records`. Query `params` and derived `findings` are message parameters,
 //!   and the store relies on the rule engine to keep answers out of them, because it
@@ -58,7 +66,8 @@
 //! - `store`: [`Store`], [`StoreConfig`] and [`Backend`], the public handle, which
 //!   hands each call to the open backend. `store::rules` holds its methods for data
 //!   queries and revalidation, `store::export` those of exports, `store::alerts`
-//!   those for alerts and `store::audit` those of the audit trail.
+//!   those for alerts, `store::audit` those of the audit trail and
+//!   `store::corrections` those of corrections and signatures.
 //! - `sqlite`: the SQLite backend's handle. Its parts are `writer` (the writer thread
 //!   and group commit, with every write statement in its submodules), `reader` (the
 //!   read queries) and `schema` (PRAGMAs and the migrations embedded from
@@ -87,17 +96,18 @@ pub use access::{
 };
 pub use metrics::SharedRecorder;
 pub use model::{
-    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak,
-    AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, ChangeOrigin, Credential, DataQuery, Enrolment,
-    EnrolmentFilter, ExportAudit, ExportCursor, ExportPage, ExportRow, GrantScope, InvalidCursor, NewAlert, NewQuery,
-    NewSubmission, NewToken, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter,
-    QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation,
-    RevalidationOutcome, Role, RoleGrant, RowKey, SourceFormat, StaffMember, StoreError, StoreStats, StoredSubmission,
-    SubmissionStatus, SubmitOutcome, TokenDigest,
+    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus,
+    AnswerChange, AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification, ChangeOrigin,
+    CorrectionOutcome, CorrectionReceipt, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit, ExportCursor,
+    ExportPage, ExportRow, GrantScope, InvalidCursor, NewAlert, NewCorrection, NewQuery, NewSignature, NewSubmission,
+    NewToken, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryOrigin,
+    QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome,
+    Role, RoleGrant, RowKey, SignOutcome, Signature, SourceFormat, StaffMember, StoreError, StoreStats,
+    StoredSubmission, SubmissionHistory, SubmissionStatus, SubmissionVersion, SubmitOutcome, TokenDigest,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};
 pub use writer::{
-    ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SUBMISSION_ACCEPTED,
-    SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
+    ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, EXPORT_CREATED, QUERY_STATUS_CHANGED, SIGNATURE_APPLIED,
+    SIGNATURE_VOIDED, SUBMISSION_ACCEPTED, SUBMISSION_CORRECTED, SUBMISSION_CREATED, SUBMISSION_REVALIDATED,
 };

@@ -2,7 +2,7 @@
 //! submissions and outbox events coming out, and the store's error type.
 //!
 //! Data queries and revalidation records have their own module, `model::queries`;
-//! alerts, exports and the audit trail have theirs. All are re-exported from here.
+//! alerts, corrections and signatures, exports and the audit trail have theirs. All are re-exported from here.
 //!
 //! Types that carry questionnaire answers, scores or message parameters implement
 //! `Debug` by hand and print only their length, so that logging a submission with `?`
@@ -11,6 +11,7 @@
 mod access;
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod queries;
 
@@ -20,6 +21,10 @@ pub use access::{
 };
 pub use alerts::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, NewAlert};
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
+pub use corrections::{
+    AnswerChange, CorrectionOutcome, CorrectionReceipt, NewCorrection, NewSignature, SignOutcome, Signature,
+    SubmissionHistory, SubmissionVersion,
+};
 
 pub use export::{ExportAudit, ExportCursor, ExportPage, ExportRow, InvalidCursor, RowKey};
 pub(crate) use export::{Key, Mark};
@@ -282,8 +287,8 @@ pub struct StoredSubmission {
     pub scores: String,
     /// Status stored at intake.
     pub status: SubmissionStatus,
-    /// Every data query on this submission, from intake and from revalidation, in the
-    /// order they were raised.
+    /// Every data query on this submission, of every version, from intake and from
+    /// revalidation, in the order they were raised.
     pub queries: Vec<DataQuery>,
 }
 

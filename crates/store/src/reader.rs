@@ -9,6 +9,7 @@
 mod access;
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod queries;
 
@@ -21,6 +22,7 @@ use crate::model::{DataQuery, OutboxBacklog, OutboxEvent, OutboxEventState, Stor
 pub(crate) use access::{credential, enrolments, staff_members};
 pub(crate) use alerts::{ALERT_COLUMNS, AlertColumns, alert, alerts, open_alert_count};
 pub(crate) use audit::{audit_events, seal_unhashed};
+pub(crate) use corrections::{SignatureColumns, latest_version, submission_history};
 pub(crate) use export::{export_mark, export_page};
 pub(crate) use queries::{data_queries, data_query};
 
@@ -31,7 +33,11 @@ pub(crate) use queries::{data_queries, data_query};
 /// Fails on a database error or a row that this crate could not have written.
 pub(crate) fn submission(connection: &Connection, submission_id: &str) -> anyhow::Result<Option<StoredSubmission>> {
     let snapshot = connection.unchecked_transaction().context("failed to begin read transaction")?;
+    read_submission(&snapshot, submission_id)
+}
 
+/// Reads one submission with its data queries, in the caller's read transaction.
+fn read_submission(snapshot: &Connection, submission_id: &str) -> anyhow::Result<Option<StoredSubmission>> {
     let columns = snapshot
         .prepare_cached(
             "SELECT submission_id, trial_id, form_id, form_version, patient_id,
@@ -46,7 +52,7 @@ pub(crate) fn submission(connection: &Connection, submission_id: &str) -> anyhow
         return Ok(None);
     };
 
-    let queries = queries::submission_queries(&snapshot, submission_id)?;
+    let queries = queries::submission_queries(snapshot, submission_id)?;
     let submission = columns.decode(queries).with_context(|| format!("invalid stored submission {submission_id}"))?;
     Ok(Some(submission))
 }

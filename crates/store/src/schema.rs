@@ -35,6 +35,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_export_sequence.sql"),
     include_str!("../migrations/sqlite/0007_alerts.sql"),
     include_str!("../migrations/sqlite/0008_access.sql"),
+    include_str!("../migrations/sqlite/0009_corrections.sql"),
 ];
 
 /// Number of migrations embedded in this build. A database opened by this build has

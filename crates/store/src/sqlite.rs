@@ -22,10 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
     AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter,
-    AuditRecord, ChangeOrigin, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit, ExportCursor,
-    ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
-    QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StaffMember, StoreError,
-    StoredSubmission, SubmitOutcome, TokenDigest,
+    AuditRecord, ChangeOrigin, CorrectionOutcome, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit,
+    ExportCursor, ExportPage, ExportRow, NewCorrection, NewSignature, NewSubmission, OutboxBacklog, OutboxEvent,
+    OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome, SignOutcome, StaffMember, StoreError, StoredSubmission, SubmissionHistory, SubmitOutcome,
+    TokenDigest,
 };
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
@@ -311,6 +312,23 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         self.try_enqueue(Command::AcknowledgeAlert { acknowledgement: Box::new(acknowledgement), reply })?;
         answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn correct(&self, correction: NewCorrection) -> Result<CorrectionOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(Command::Correct { correction: Box::new(correction), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn sign(&self, signature: NewSignature) -> Result<SignOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_enqueue(Command::Sign { signature: Box::new(signature), reply })?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) async fn submission_history(&self, id: &str) -> Result<Option<SubmissionHistory>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |connection| reader::submission_history(connection, &id)).await
     }
 
     pub(crate) async fn escalate_overdue_alerts(

@@ -4,12 +4,13 @@
 //! method here only hands the call to the backend that is open.
 //!
 //! The methods for data queries and revalidation are in `store::rules`, those of
-//! exports in `store::export`, alerts in `store::alerts` and the audit trail in
-//! `store::audit`.
+//! exports in `store::export`, alerts in `store::alerts`, the audit trail in
+//! `store::audit`, and corrections and signatures in `store::corrections`.
 
 mod access;
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod rules;
 
@@ -192,7 +193,7 @@ macro_rules! dispatch {
     };
 }
 
-// `store::rules`, `store::export`, `store::alerts` and `store::audit` call it too.
+// The other `store::` modules call it too.
 use dispatch;
 
 impl fmt::Debug for Store {

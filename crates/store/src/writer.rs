@@ -19,11 +19,13 @@
 //! submission with its data queries, alerts, outbox rows and audit row), `outbox`
 //! (delivery marks), `queries` (raising data queries and changing their status),
 //! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
-//! records), `export` (the audit row of an export) and `access` (staff accounts,
-//! enrolments and their tokens).
+//! records), `export` (the audit row of an export), `access` (staff accounts,
+//! enrolments and their tokens) and `corrections` (new versions of
+//! a submission and signatures).
 
 mod access;
 mod alerts;
+mod corrections;
 mod export;
 mod outbox;
 mod queries;
@@ -41,13 +43,15 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub(crate) use self::alerts::{SYSTEM_ACTOR, escalated_payload};
+pub(crate) use self::corrections::corrected_payload;
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
-    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, ChangeOrigin, ExportAudit,
-    NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay, QueryStatusChange, QueryUpdate, Revalidation,
-    RevalidationOutcome, StoreError, StoreStats, SubmitOutcome,
+    AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, ChangeOrigin, CorrectionOutcome,
+    ExportAudit, NewCorrection, NewSignature, NewSubmission, OutboxEvent, OutboxFailure, OutboxReplay,
+    QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, SignOutcome, StoreError, StoreStats,
+    SubmitOutcome,
 };
 
 /// Event type of the outbox row written for each new submission.
@@ -78,6 +82,16 @@ pub const OUTBOX_REPLAYED: &str = "outbox.replayed";
 
 /// Audit action recorded for each export of a form's submissions.
 pub const EXPORT_CREATED: &str = "export.created";
+
+/// Event type of the outbox row written for each correction, and the audit action
+/// recorded with it.
+pub const SUBMISSION_CORRECTED: &str = "submission.corrected";
+
+/// Audit action recorded when an investigator signs a version of a submission.
+pub const SIGNATURE_APPLIED: &str = "signature.applied";
+
+/// Audit action recorded for each signature a correction voids.
+pub const SIGNATURE_VOIDED: &str = "signature.voided";
 
 /// A request to the writer thread. Each carries the oneshot sender that receives its
 /// result after the batch commits.
@@ -132,6 +146,14 @@ pub(crate) enum Command {
     ChangeAccess {
         change: Box<(AccessChange, ChangeOrigin)>,
         reply: oneshot::Sender<Result<AccessOutcome, StoreError>>,
+    },
+    Correct {
+        correction: Box<NewCorrection>,
+        reply: oneshot::Sender<Result<CorrectionOutcome, StoreError>>,
+    },
+    Sign {
+        signature: Box<NewSignature>,
+        reply: oneshot::Sender<Result<SignOutcome, StoreError>>,
     },
 }
 
@@ -246,6 +268,8 @@ enum Pending {
     Acknowledgement(Reply<AcknowledgeOutcome>),
     Alerts(Reply<Vec<Alert>>),
     Access(Reply<AccessOutcome>),
+    Correction(Reply<CorrectionOutcome>),
+    Signature(Reply<SignOutcome>),
 }
 
 impl Pending {
@@ -261,6 +285,8 @@ impl Pending {
             Pending::Acknowledgement(reply) => reply.result.is_ok(),
             Pending::Alerts(reply) => reply.result.is_ok(),
             Pending::Access(reply) => reply.result.is_ok(),
+            Pending::Correction(reply) => reply.result.is_ok(),
+            Pending::Signature(reply) => reply.result.is_ok(),
         }
     }
 
@@ -280,6 +306,8 @@ impl Pending {
             Pending::Acknowledgement(reply) => reply.send(),
             Pending::Alerts(reply) => reply.send(),
             Pending::Access(reply) => reply.send(),
+            Pending::Correction(reply) => reply.send(),
+            Pending::Signature(reply) => reply.send(),
         }
     }
 
@@ -295,6 +323,8 @@ impl Pending {
             Pending::Acknowledgement(reply) => reply.fail(reason),
             Pending::Alerts(reply) => reply.fail(reason),
             Pending::Access(reply) => reply.fail(reason),
+            Pending::Correction(reply) => reply.fail(reason),
+            Pending::Signature(reply) => reply.fail(reason),
         }
     }
 }
@@ -315,6 +345,8 @@ impl Command {
             Command::AcknowledgeAlert { reply, .. } => Pending::Acknowledgement(Reply::skipped(reply)),
             Command::EscalateAlerts { reply, .. } => Pending::Alerts(Reply::skipped(reply)),
             Command::ChangeAccess { reply, .. } => Pending::Access(Reply::skipped(reply)),
+            Command::Correct { reply, .. } => Pending::Correction(Reply::skipped(reply)),
+            Command::Sign { reply, .. } => Pending::Signature(Reply::skipped(reply)),
         }
     }
 }
@@ -352,7 +384,8 @@ impl Writer {
 
         let now = OffsetDateTime::now_utc();
         let mut abort = None;
-        // Replays and escalations write outbox rows without creating a submission.
+        // Replays, escalations and corrections write outbox rows without creating a
+        // submission.
         let mut wrote_other_events = false;
         let mut pending = Vec::with_capacity(batch_size);
         for command in batch {
@@ -430,6 +463,19 @@ impl Writer {
                         access::change_access(connection, change, origin, now)
                     });
                     Pending::Access(Reply::new(reply, result))
+                }
+                Command::Correct { correction, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        corrections::insert_correction(connection, &correction, now)
+                    });
+                    wrote_other_events |= matches!(result, Ok(CorrectionOutcome::Created(_)));
+                    Pending::Correction(Reply::new(reply, result))
+                }
+                Command::Sign { signature, reply } => {
+                    let result = in_savepoint(&mut transaction, &mut abort, |connection| {
+                        corrections::sign(connection, &signature, now)
+                    });
+                    Pending::Signature(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

@@ -396,3 +396,51 @@ async fn staff_api_checks_bodies_and_revokes() {
     );
     assert_eq!(actions, 2);
 }
+
+#[tokio::test]
+async fn corrections_and_signatures_follow_roles() {
+    let app = spawn_app_requiring_tokens().await;
+    let patient = enrol(&app, "P-c", "site-01").await;
+    let (status, receipt) = submit(&app, Some(&patient), "P-c").await;
+    assert_eq!(status, 201, "{receipt}");
+    let id = receipt["submissionId"].as_str().unwrap().to_owned();
+    let staff =
+        create_staff(&app, "ss-c", json!([{ "role": "site_staff", "trialId": "demo", "siteId": "site-01" }])).await;
+    let other_site =
+        create_staff(&app, "ss-d", json!([{ "role": "site_staff", "trialId": "demo", "siteId": "site-02" }])).await;
+    let investigator =
+        create_staff(&app, "inv-c", json!([{ "role": "investigator", "trialId": "demo", "siteId": "site-01" }])).await;
+    let second_token = {
+        let (status, reply) = send(&app, Method::POST, "/v1/staff/inv-c/tokens", Some(OPERATOR_TOKEN), None).await;
+        assert_eq!(status, 201, "{reply}");
+        reply["token"].as_str().unwrap().to_owned()
+    };
+    let correction = json!({
+        "baseVersion": 1,
+        "answers": { "/44250-9": "LA6569-3" },
+        "reason": "Patient misread item 1, confirmed by phone",
+    });
+    let path = format!("/v1/submissions/{id}/corrections");
+
+    let (status, reply) = send(&app, Method::POST, &path, Some(&other_site), Some(&correction)).await;
+    assert_eq!((status, reply["code"].as_str()), (403, Some("forbidden")), "other site: {reply}");
+    let (status, reply) = send(&app, Method::POST, &path, Some(&patient), Some(&correction)).await;
+    assert_eq!(status, 403, "a patient corrects nothing: {reply}");
+    let (status, reply) = send(&app, Method::POST, &path, Some(&staff), Some(&correction)).await;
+    assert_eq!(status, 201, "site staff of the patient's site: {reply}");
+    assert_eq!(reply["version"], 2);
+
+    let sign_path = format!("/v1/submissions/{id}/versions/2/signature");
+    let signing = |credential: &str| json!({ "credential": credential, "meaning": "Reviewed" });
+    let (status, reply) = send(&app, Method::POST, &sign_path, Some(&staff), Some(&signing(&staff))).await;
+    assert_eq!((status, reply["code"].as_str()), (403, Some("forbidden")), "site staff sign nothing: {reply}");
+    let (status, reply) = send(&app, Method::POST, &sign_path, Some(&investigator), Some(&signing(&staff))).await;
+    assert_eq!(status, 401, "someone else's token is no signature: {reply}");
+    assert_eq!(reply["code"], "signature_credential_invalid");
+    let (status, reply) = send(&app, Method::POST, &sign_path, Some(&investigator), Some(&signing(&patient))).await;
+    assert_eq!(status, 401, "a patient token is no signature: {reply}");
+    let (status, reply) =
+        send(&app, Method::POST, &sign_path, Some(&investigator), Some(&signing(&second_token))).await;
+    assert_eq!(status, 201, "the investigator's other token signs: {reply}");
+    assert_eq!(reply["signer"], "staff:inv-c");
+}

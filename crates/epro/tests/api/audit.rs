@@ -155,7 +155,7 @@ async fn audit_verify_names_row_changed_in_database() {
 
 /// Runs `epro audit verify` and returns its standard output, standard error and
 /// exit status.
-fn verify(config: &std::path::Path, extra: &[&str]) -> (String, String, i32) {
+pub(crate) fn verify(config: &std::path::Path, extra: &[&str]) -> (String, String, i32) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_epro"))
         .args(["audit", "verify", "--config"])
         .arg(config)

@@ -4,6 +4,7 @@
 mod access;
 mod alerts;
 mod audit;
+mod corrections;
 mod export;
 mod fhir;
 mod helpers;

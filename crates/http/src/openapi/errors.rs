@@ -183,6 +183,19 @@ fn when(error: &ApiError) -> &'static str {
         ApiError::AlertNotFound => "No alert has this id.",
         ApiError::AlertAlreadyAcknowledged { .. } => "The alert was acknowledged before; an acknowledgement is final.",
         ApiError::InvalidFields(_) => "Fields of the request body are missing or invalid; `errors` lists each.",
+        ApiError::VersionNotFound { .. } => "The submission has no version with this number.",
+        ApiError::CorrectionReasonRequired(_) => {
+            "A correction without a reason, or with a blank one; `errors` names `reason`. Nothing was stored."
+        }
+        ApiError::CorrectionConflict { .. } => {
+            "`baseVersion` is not the current version; the message names the current one. Nothing was stored."
+        }
+        ApiError::SignatureCredentialInvalid(_) => {
+            "The re-entered `credential` is not the caller's own; `errors` names it. Nothing was signed."
+        }
+        ApiError::SignatureVersionNotCurrent { .. } => {
+            "Only the latest version can be signed; the message names it. Nothing was signed."
+        }
         ApiError::RouteNotFound => "No endpoint has this path.",
         ApiError::MethodNotAllowed => "The endpoint does not take this HTTP method.",
         ApiError::Conflict { .. } => {
@@ -243,6 +256,11 @@ fn catalogue() -> Vec<ApiError> {
         ApiError::AlertNotFound,
         ApiError::AlertAlreadyAcknowledged { acknowledged_at: None },
         ApiError::InvalidFields(vec![FieldError::envelope("comment", EnvelopeProblem::Missing)]),
+        version_not_found(),
+        correction_reason_required(),
+        correction_conflict(),
+        signature_credential_invalid(),
+        signature_version_not_current(),
         ApiError::PayloadTooLarge { max_bytes: 1_048_576 },
         ApiError::UnsupportedMediaType { accepted: SUBMISSION_MEDIA_TYPES },
         ApiError::UnsupportedContentEncoding,
@@ -313,6 +331,26 @@ fn unknown_version() -> ApiError {
 
 fn conflict() -> ApiError {
     ApiError::Conflict { submission_id: EXAMPLE_SUBMISSION_ID.to_owned() }
+}
+
+pub(crate) fn version_not_found() -> ApiError {
+    ApiError::VersionNotFound { version: "3".to_owned() }
+}
+
+pub(crate) fn correction_reason_required() -> ApiError {
+    ApiError::CorrectionReasonRequired(vec![FieldError::envelope("reason", EnvelopeProblem::Missing)])
+}
+
+pub(crate) fn correction_conflict() -> ApiError {
+    ApiError::CorrectionConflict { base_version: 1, current_version: 2 }
+}
+
+pub(crate) fn signature_credential_invalid() -> ApiError {
+    ApiError::SignatureCredentialInvalid(vec![FieldError::envelope("credential", EnvelopeProblem::CredentialMismatch)])
+}
+
+pub(crate) fn signature_version_not_current() -> ApiError {
+    ApiError::SignatureVersionNotCurrent { version: 1, current_version: 2 }
 }
 
 /// A `validation_failed` error: the README's PHQ-9 answer that is not one
@@ -387,6 +425,8 @@ fn field_catalogue() -> Vec<(FieldError, &'static str)> {
         ),
         (FieldError::envelope("roles[0].siteId", EnvelopeProblem::RoleScope { role: "monitor", needed: false }), "422"),
         (FieldError::envelope("expiresInDays", EnvelopeProblem::OutOfRange { min: 1, max: 3650 }), "422"),
+        (FieldError::envelope("answers", EnvelopeProblem::NoChange), "422"),
+        (FieldError::envelope("credential", EnvelopeProblem::CredentialMismatch), "401"),
     ];
     samples.extend([
         answer("/44250-9", Problem::Required),

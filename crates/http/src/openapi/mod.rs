@@ -45,6 +45,8 @@ pub(crate) const BEARER_TOKEN: &str = "bearerToken";
     ),
     tags(
         (name = "submissions", description = "Submitting answers and reading stored submissions."),
+        (name = "corrections", description = "Corrections of stored submissions as new versions, and \
+            investigators' signatures."),
         (name = "seed", description = "The endpoint of the system epro replaces, kept so existing apps work unchanged."),
         (name = "data queries", description = "Questions raised on stored submissions, for site staff."),
         (name = "alerts", description = "Alerts raised by the trial's rules, for site staff to acknowledge."),

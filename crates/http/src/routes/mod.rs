@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod collection;
+pub mod corrections;
 pub mod export;
 pub mod health;
 pub mod metrics;

@@ -72,6 +72,9 @@ pub struct QueryBody {
     form_id: String,
     form_version: String,
     patient_id: String,
+    /// The version of the submission whose answers raised the query: 1 for the
+    /// submission as received, a later number for a correction.
+    version: u32,
     /// The item's `linkId` (or the score's name) the query is about.
     item: String,
     /// `rule_violated` or `score_mismatch`.
@@ -336,6 +339,7 @@ pub(crate) fn query_body(query: DataQuery, language: Language) -> Result<QueryBo
         form_id: query.form_id,
         form_version: query.form_version,
         patient_id: query.patient_id,
+        version: query.version,
         item: query.item,
         code: query.code,
         rule: query.rule,

@@ -1,5 +1,6 @@
 //! `POST /v1/trials/{trialId}/forms/{formId}/submissions` and
-//! `GET /v1/submissions/{submissionId}`.
+//! `GET /v1/submissions/{submissionId}`, which returns the latest version with
+//! the list of versions and signatures (`routes::corrections` stores them).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ use crate::intake::{self, Disposition, ReceiptBody, Target};
 use crate::language::Language;
 use crate::openapi::errors::{self, Layers};
 use crate::openapi::shapes;
+use crate::routes::corrections::{SignatureBody, VersionSummary, signature_body, version_summary};
 use crate::routes::queries::{QueryBody, query_body};
 use crate::state::AppState;
 
@@ -142,22 +144,30 @@ pub(crate) struct StoredBody {
     /// `native`, `fhir` or `seed`: which envelope `received` came in.
     #[schema(schema_with = source_schema)]
     source: &'static str,
-    /// The answers exactly as received, byte for byte: the `answers`
-    /// object, the content of `formContent`, or the whole
+    /// The answers of version 1 exactly as received, byte for byte: the
+    /// `answers` object, the content of `formContent`, or the whole
     /// `QuestionnaireResponse`.
     #[schema(value_type = Object)]
     received: Box<RawValue>,
-    /// The answers as validated and normalized, keyed by `linkId`.
+    /// The latest version's number: 1 until a correction is stored.
+    version: u32,
+    /// The latest version's answers as validated and normalized, keyed by
+    /// `linkId`.
     #[schema(value_type = Object)]
     answers: Box<RawValue>,
-    /// Scores computed on the server at intake.
+    /// Scores computed on the server for the latest version.
     #[schema(value_type = Vec<shapes::Score>)]
     scores: Box<RawValue>,
-    /// `accepted` or `accepted_with_queries`.
+    /// The latest version's status: `accepted` or `accepted_with_queries`.
     #[schema(schema_with = crate::intake::receipt_status_schema)]
     status: &'static str,
-    /// Data queries on this submission, with their current status.
+    /// Data queries on every version, each naming its version, with their
+    /// current status.
     queries: Vec<QueryBody>,
+    /// Every version, version 1 first, with who stored it, when and why.
+    versions: Vec<VersionSummary>,
+    /// Every signature on any version, with its state.
+    signatures: Vec<SignatureBody>,
 }
 
 fn source_schema() -> utoipa::openapi::schema::Object {
@@ -186,8 +196,10 @@ impl IntoResponses for GetErrors {
     operation_id = "getSubmission",
     tag = "submissions",
     summary = "Read a stored submission",
-    description = "Returns the submission with the answers as received and as normalized, the server's \
-        scores, and its data queries with their messages in the caller's language. Needs `read_submissions` at the patient's site, or the patient's own token.",
+    description = "Returns the submission's latest version: its answers as normalized, the server's scores \
+        and status, with the answers of version 1 as received, the data queries of every version with their \
+        messages in the caller's language, the list of versions (who stored each, when and why) and every \
+        signature with its state. Needs `read_submissions` at the patient's site, or the patient's own token.",
     params(("submission_id" = String, Path, description = "The submission id of the receipt.")),
     responses(
         (status = 200, description = "The stored submission.", body = StoredBody),
@@ -205,21 +217,33 @@ pub async fn get(
         return Err(ApiError::Unauthorized);
     }
 
-    let stored = state
+    let history = state
         .store
-        .submission(&submission_id)
+        .submission_history(&submission_id)
         .await
         .map_err(|error| ApiError::from_store(error, "failed to read submission"))?
         .ok_or(ApiError::SubmissionNotFound)?;
-    auth::require_for_patient(&state, &principal, Permission::ReadSubmissions, &stored.trial_id, &stored.patient_id)
-        .await?;
+    auth::require_for_patient(
+        &state,
+        &principal,
+        Permission::ReadSubmissions,
+        &history.submission.trial_id,
+        &history.submission.patient_id,
+    )
+    .await?;
+    let latest = history.latest();
+    let versions = history.versions.iter().map(version_summary).collect();
+    let signatures = history.signatures.iter().cloned().map(signature_body).collect();
+    let version = latest.version;
+    let status = latest.status.as_str();
+    let answers = RawValue::from_string(latest.normalized_answers.clone())
+        .map_err(|error| anyhow::anyhow!("stored normalized answers are not JSON: {error}"))?;
+    let scores = RawValue::from_string(latest.scores.clone())
+        .map_err(|error| anyhow::anyhow!("stored scores are not JSON: {error}"))?;
+    let stored = history.submission;
 
     let received = RawValue::from_string(stored.raw_answers)
         .map_err(|error| anyhow::anyhow!("stored raw answers are not JSON: {error}"))?;
-    let answers = RawValue::from_string(stored.normalized_answers)
-        .map_err(|error| anyhow::anyhow!("stored normalized answers are not JSON: {error}"))?;
-    let scores =
-        RawValue::from_string(stored.scores).map_err(|error| anyhow::anyhow!("stored scores are not JSON: {error}"))?;
     let language = Language::negotiate(&headers, state.settings.default_language);
     let queries = stored.queries.into_iter().map(|query| query_body(query, language)).collect::<Result<_, _>>()?;
     let body = StoredBody {
@@ -232,10 +256,13 @@ pub async fn get(
         received_at: stored.received_at,
         source: stored.source.as_str(),
         received,
+        version,
         answers,
         scores,
-        status: stored.status.as_str(),
+        status,
         queries,
+        versions,
+        signatures,
     };
     Ok(Json(body).into_response())
 }

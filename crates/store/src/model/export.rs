@@ -52,7 +52,8 @@ pub struct RowKey(pub(crate) Key);
 pub(crate) enum Key {
     /// `submission_sequence.seq`.
     Sqlite { seq: i64 },
-    /// `(submissions.xid, submissions.seq)`, compared as a pair.
+    /// `(xid, seq)` of the version's row in `submissions` or `submission_versions`,
+    /// compared as a pair.
     Postgres { xid: i64, seq: i64 },
 }
 
@@ -170,26 +171,34 @@ pub struct ExportPage<'a> {
     pub limit: usize,
 }
 
-/// One stored submission as an export reads it: without the raw answers and the
-/// content hash, and with the number of its data queries.
+/// One version of a stored submission as an export reads it: without the raw answers
+/// and the content hash, and with the number of its data queries.
 #[derive(Clone, PartialEq)]
 pub struct ExportRow {
     /// Position of the row, to pass as [`ExportPage::after`] for the next page.
     pub key: RowKey,
     pub submission_id: String,
+    /// 1 for the submission as received, a later number for each correction. Every
+    /// version is its own row.
+    pub version: u32,
+    /// The correction reason, `None` for version 1.
+    pub correction_reason: Option<String>,
+    /// When the correction was stored, `None` for version 1.
+    pub corrected_at: Option<OffsetDateTime>,
     pub form_version: String,
     pub patient_id: String,
     /// Completion time with the device's original UTC offset.
     pub completed_at: OffsetDateTime,
-    /// Server time of receipt, in UTC.
+    /// Server time of receipt of version 1, in UTC.
     pub received_at: OffsetDateTime,
     pub source: SourceFormat,
-    /// The answers in epro's normalized JSON shape.
+    /// The answers of this version in epro's normalized JSON shape.
     pub normalized_answers: String,
-    /// Scores computed at intake, a JSON array.
+    /// Scores computed on this version, a JSON array.
     pub scores: String,
+    /// Status of this version.
     pub status: SubmissionStatus,
-    /// Data queries on the submission, from intake and from revalidation, whatever
+    /// Data queries on this version, from intake and from revalidation, whatever
     /// their status.
     pub query_count: u32,
 }
@@ -199,6 +208,9 @@ impl fmt::Debug for ExportRow {
         f.debug_struct("ExportRow")
             .field("key", &self.key)
             .field("submission_id", &self.submission_id)
+            .field("version", &self.version)
+            .field("correction_reason", &self.correction_reason.as_ref().map(|reason| Redacted(reason.len())))
+            .field("corrected_at", &self.corrected_at)
             .field("form_version", &self.form_version)
             .field("completed_at", &self.completed_at)
             .field("received_at", &self.received_at)

@@ -151,6 +151,9 @@ pub struct DataQuery {
     /// own version at intake, the version revalidated against otherwise.
     pub form_version: String,
     pub patient_id: String,
+    /// The version of the submission whose answers raised the query: 1 for the
+    /// submission as received, a later number for a correction.
+    pub version: u32,
     /// linkId of the item, or `""` for the whole form.
     pub item: String,
     pub code: String,
@@ -173,6 +176,7 @@ impl fmt::Debug for DataQuery {
             .field("trial_id", &self.trial_id)
             .field("form_id", &self.form_id)
             .field("form_version", &self.form_version)
+            .field("version", &self.version)
             .field("item", &self.item)
             .field("code", &self.code)
             .field("rule", &self.rule)

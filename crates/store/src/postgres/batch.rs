@@ -52,15 +52,15 @@ const INSERT_SUBMISSIONS: &str = "
 pub(super) const INSERT_QUERIES: &str = "
     INSERT INTO data_queries (
         query_id, submission_id, trial_id, form_id, form_version, patient_id,
-        item, code, rule, params, status, origin, created_at, updated_at
+        item, code, rule, params, status, origin, created_at, updated_at, version
     )
     SELECT u.query_id, u.submission_id, u.trial_id, u.form_id, u.form_version, u.patient_id,
-           u.item, u.code, u.rule, u.params::jsonb, 'open', $11, now(), now()
+           u.item, u.code, u.rule, u.params::jsonb, 'open', $11, now(), now(), $12
     FROM UNNEST(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]
     ) AS u (query_id, submission_id, trial_id, form_id, form_version, patient_id, item, code, rule, params)
-    ON CONFLICT (submission_id, item, code, rule) DO NOTHING
+    ON CONFLICT (submission_id, version, item, code, rule) DO NOTHING
     RETURNING query_id";
 
 const INSERT_ALERTS: &str = "
@@ -310,12 +310,14 @@ pub(super) struct QueryRow<'a> {
     pub(super) query: &'a NewQuery,
 }
 
-/// Inserts `rows` with `origin` and returns the ids of those inserted. A row whose
-/// submission has the same finding already is skipped.
+/// Inserts `rows` with `origin` on the submissions' version `version` and returns the
+/// ids of those inserted. A row whose submission version has the same finding already
+/// is skipped.
 pub(super) async fn insert_queries(
     transaction: &Transaction<'_>,
     rows: &[QueryRow<'_>],
     origin: QueryOrigin,
+    version: u32,
 ) -> anyhow::Result<HashSet<String>> {
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -347,6 +349,7 @@ pub(super) async fn insert_queries(
                 &rules,
                 &params,
                 &origin.as_str(),
+                &i32::try_from(version).context("query version out of range")?,
             ],
         )
         .await
@@ -386,7 +389,7 @@ async fn insert_intake_queries<'a>(
             });
         }
     }
-    let inserted = insert_queries(transaction, &rows, QueryOrigin::Intake).await?;
+    let inserted = insert_queries(transaction, &rows, QueryOrigin::Intake, 1).await?;
 
     let mut references: HashMap<&'a str, Vec<QueryRef>> = HashMap::new();
     for row in rows.into_iter().filter(|row| inserted.contains(&row.query_id)) {

@@ -1,5 +1,5 @@
-//! Exports on PostgreSQL: the high-water mark, one page of a form's submissions in
-//! (xid, seq) order, and the audit row, with the same results as the SQLite versions
+//! Exports on PostgreSQL: the high-water mark, one page of a form's submission
+//! versions in (xid, seq) order, and the audit row, with the same results as the SQLite versions
 //! in `crate::reader::export` and `crate::writer::export`.
 //!
 //! `xid8` has no Rust type in tokio-postgres, so transaction ids cross the wire as
@@ -73,19 +73,41 @@ pub(super) async fn page(client: &Object, page: &ExportPage<'_>) -> anyhow::Resu
     let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
 
     // `seq` starts at 1, so (lowest_new, 0) sorts before every row of that transaction.
+    // Version 1 of each submission is its `submissions` row and every later version a
+    // `submission_versions` row. Both take `seq` from one sequence, so (xid, seq) orders
+    // them together. Each branch reads at most one page in index order.
     let statement = client
         .prepare_cached(
-            "SELECT s.xid::text::bigint, s.seq, s.submission_id, s.form_version, s.patient_id, s.completed_at,
-                    s.completed_at_offset_seconds, s.received_at, s.source, s.normalized_answers::text,
-                    s.scores::text, s.status,
-                    (SELECT count(*) FROM data_queries d WHERE d.submission_id = s.submission_id)
-             FROM submissions s
-             WHERE s.trial_id = $1 AND s.form_id = $2
-               AND (s.xid, s.seq) > ($3::bigint::text::xid8, $4::bigint)
-               AND (s.xid >= $5::bigint::text::xid8 OR s.xid::text::bigint = ANY($6::bigint[]))
-               AND s.xid < $7::bigint::text::xid8 AND NOT (s.xid::text::bigint = ANY($8::bigint[]))
-             ORDER BY s.xid, s.seq
-             LIMIT $9",
+            "WITH page AS (
+                 (SELECT s.xid, s.seq, s.submission_id, 1 AS version, s.normalized_answers::text AS answers,
+                         s.scores::text AS scores, s.status, NULL::text AS reason, NULL::timestamptz AS corrected_at
+                  FROM submissions s
+                  WHERE s.trial_id = $1 AND s.form_id = $2
+                    AND (s.xid, s.seq) > ($3::bigint::text::xid8, $4::bigint)
+                    AND (s.xid >= $5::bigint::text::xid8 OR s.xid::text::bigint = ANY($6::bigint[]))
+                    AND s.xid < $7::bigint::text::xid8 AND NOT (s.xid::text::bigint = ANY($8::bigint[]))
+                  ORDER BY s.xid, s.seq
+                  LIMIT $9)
+                 UNION ALL
+                 (SELECT v.xid, v.seq, v.submission_id, v.version, v.normalized_answers::text, v.scores::text,
+                         v.status, v.reason, v.corrected_at
+                  FROM submission_versions v
+                  WHERE v.trial_id = $1 AND v.form_id = $2
+                    AND (v.xid, v.seq) > ($3::bigint::text::xid8, $4::bigint)
+                    AND (v.xid >= $5::bigint::text::xid8 OR v.xid::text::bigint = ANY($6::bigint[]))
+                    AND v.xid < $7::bigint::text::xid8 AND NOT (v.xid::text::bigint = ANY($8::bigint[]))
+                  ORDER BY v.xid, v.seq
+                  LIMIT $9)
+                 ORDER BY 1, 2
+                 LIMIT $9
+             )
+             SELECT p.xid::text::bigint, p.seq, p.submission_id, s.form_version, s.patient_id, s.completed_at,
+                    s.completed_at_offset_seconds, s.received_at, s.source, p.answers, p.scores, p.status,
+                    (SELECT count(*) FROM data_queries d
+                     WHERE d.submission_id = p.submission_id AND d.version = p.version),
+                    p.version, p.reason, p.corrected_at
+             FROM page p JOIN submissions s ON s.submission_id = p.submission_id
+             ORDER BY p.xid, p.seq",
         )
         .await?;
     let rows = client
@@ -119,10 +141,14 @@ fn decode(row: &Row) -> anyhow::Result<ExportRow> {
     let scores: String = row.try_get(10)?;
     let status: String = row.try_get(11)?;
     let query_count: i64 = row.try_get(12)?;
+    let version: i32 = row.try_get(13)?;
     let completed_at: OffsetDateTime = row.try_get(5)?;
     Ok(ExportRow {
         key: RowKey(Key::Postgres { xid: row.try_get(0)?, seq: row.try_get(1)? }),
         submission_id: row.try_get(2)?,
+        version: u32::try_from(version).context("version out of range")?,
+        correction_reason: row.try_get(14)?,
+        corrected_at: row.try_get(15)?,
         form_version: row.try_get(3)?,
         patient_id: row.try_get(4)?,
         completed_at: with_offset_seconds(completed_at, row.try_get(6)?)?,

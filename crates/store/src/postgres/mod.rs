@@ -22,6 +22,7 @@ mod access;
 mod alerts;
 mod audit;
 mod batch;
+mod corrections;
 mod error;
 mod export;
 mod outbox;
@@ -49,10 +50,11 @@ use self::writer::{SubmitCommand, Writer};
 use crate::metrics::{SharedRecorder, WriterMetrics};
 use crate::model::{
     AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AuditFilter,
-    AuditRecord, ChangeOrigin, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit, ExportCursor,
-    ExportPage, ExportRow, NewSubmission, OutboxBacklog, OutboxEvent, OutboxEventState, OutboxFailure, OutboxReplay,
-    QueryFilter, QueryStatusChange, QueryUpdate, Revalidation, RevalidationOutcome, StaffMember, StoreError,
-    StoredSubmission, SubmitOutcome, TokenDigest,
+    AuditRecord, ChangeOrigin, CorrectionOutcome, Credential, DataQuery, Enrolment, EnrolmentFilter, ExportAudit,
+    ExportCursor, ExportPage, ExportRow, NewCorrection, NewSignature, NewSubmission, OutboxBacklog, OutboxEvent,
+    OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation,
+    RevalidationOutcome, SignOutcome, StaffMember, StoreError, StoredSubmission, SubmissionHistory, SubmitOutcome,
+    TokenDigest,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -387,6 +389,31 @@ impl PostgresStore {
             .map_err(|error| self.record_failure(error))?;
         self.record_transaction();
         Ok(outcome)
+    }
+
+    pub(crate) async fn correct(&self, correction: NewCorrection) -> Result<CorrectionOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome =
+            corrections::correct(&mut client, &correction).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        if matches!(outcome, CorrectionOutcome::Created(_)) {
+            self.shared.outbox_notify.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn sign(&self, signature: NewSignature) -> Result<SignOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = corrections::sign(&mut client, &signature).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn submission_history(&self, id: &str) -> Result<Option<SubmissionHistory>, StoreError> {
+        let mut client = self.client().await?;
+        corrections::submission_history(&mut client, id).await.map_err(classify)
     }
 
     pub(crate) async fn escalate_overdue_alerts(

@@ -25,7 +25,7 @@ const SUBMISSION_COLUMNS: &str = "submission_id, trial_id, form_id, form_version
 
 /// Column list of every read of `data_queries`, in the order [`decode_query`] expects.
 const QUERY_COLUMNS: &str = "query_id, submission_id, trial_id, form_id, form_version, patient_id,
-    item, code, rule, params::text, status, origin, created_at, updated_at";
+    item, code, rule, params::text, status, origin, created_at, updated_at, version";
 
 /// Column list of the outbox reads that return events, in the order [`decode_event`]
 /// expects.
@@ -43,7 +43,16 @@ const OUTBOX_STATE_COLUMNS: &str = "seq, event_id, event_type, occurred_at, tria
 /// Fails on a database error or a row that this crate could not have written.
 pub(super) async fn submission(client: &mut Object, submission_id: &str) -> anyhow::Result<Option<StoredSubmission>> {
     let snapshot = begin_snapshot(client).await?;
+    let submission = read_submission(&snapshot, submission_id).await?;
+    snapshot.commit().await.context("failed to end read transaction")?;
+    Ok(submission)
+}
 
+/// Reads one submission with its data queries, in the caller's transaction.
+pub(super) async fn read_submission(
+    snapshot: &impl GenericClient,
+    submission_id: &str,
+) -> anyhow::Result<Option<StoredSubmission>> {
     let statement = snapshot
         .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE submission_id = $1"))
         .await?;
@@ -55,10 +64,9 @@ pub(super) async fn submission(client: &mut Object, submission_id: &str) -> anyh
         return Ok(None);
     };
 
-    let queries = submission_queries(&snapshot, submission_id).await?;
+    let queries = submission_queries(snapshot, submission_id).await?;
     let submission =
         decode_submission(&row, queries).with_context(|| format!("invalid stored submission {submission_id}"))?;
-    snapshot.commit().await.context("failed to end read transaction")?;
     Ok(Some(submission))
 }
 
@@ -200,7 +208,7 @@ pub(super) async fn intake_queries(
     let statement = client
         .prepare_cached(
             "SELECT submission_id, query_id, item, code, rule FROM data_queries
-             WHERE submission_id = ANY($1) AND origin = 'intake'
+             WHERE submission_id = ANY($1) AND version = 1 AND origin = 'intake'
              ORDER BY submission_id, query_id",
         )
         .await?;
@@ -307,7 +315,7 @@ pub(super) async fn outbox_dead_letters(
 }
 
 /// Starts a read-only transaction that sees one snapshot for all its statements.
-async fn begin_snapshot(client: &mut Object) -> anyhow::Result<Transaction<'_>> {
+pub(super) async fn begin_snapshot(client: &mut Object) -> anyhow::Result<Transaction<'_>> {
     client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -353,6 +361,7 @@ fn decode_query_fields(row: &Row) -> anyhow::Result<DataQuery> {
     let params: String = row.try_get(9)?;
     let status: String = row.try_get(10)?;
     let origin: String = row.try_get(11)?;
+    let version: i32 = row.try_get(14)?;
     Ok(DataQuery {
         query_id: row.try_get(0)?,
         submission_id: row.try_get(1)?,
@@ -360,6 +369,7 @@ fn decode_query_fields(row: &Row) -> anyhow::Result<DataQuery> {
         form_id: row.try_get(3)?,
         form_version: row.try_get(4)?,
         patient_id: row.try_get(5)?,
+        version: u32::try_from(version).context("query version out of range")?,
         item: row.try_get(6)?,
         code: row.try_get(7)?,
         rule: row.try_get(8)?,

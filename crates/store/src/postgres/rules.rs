@@ -152,7 +152,8 @@ pub(super) async fn record_revalidation(
             query,
         })
         .collect();
-    let inserted = insert_queries(&transaction, &rows, QueryOrigin::Revalidation).await?;
+    // Revalidation reruns the rules on the submission as received, version 1.
+    let inserted = insert_queries(&transaction, &rows, QueryOrigin::Revalidation, 1).await?;
     let new_queries = rows
         .into_iter()
         .filter(|row| inserted.contains(&row.query_id))

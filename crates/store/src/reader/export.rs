@@ -1,5 +1,5 @@
 //! Reads of an export on SQLite: the high-water mark and one page of a form's
-//! submissions in `submission_sequence` order.
+//! submission versions in `submission_sequence` order.
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, Row};
@@ -50,9 +50,13 @@ pub(crate) fn export_page(connection: &Connection, page: &ExportPage<'_>) -> any
 
     let mut statement = connection.prepare_cached(
         "SELECT q.seq, s.submission_id, s.form_version, s.patient_id, s.completed_at,
-                s.completed_at_offset_seconds, s.received_at, s.source, s.normalized_answers, s.scores,
-                s.status, (SELECT count(*) FROM data_queries d WHERE d.submission_id = s.submission_id)
+                s.completed_at_offset_seconds, s.received_at, s.source,
+                coalesce(v.normalized_answers, s.normalized_answers), coalesce(v.scores, s.scores),
+                coalesce(v.status, s.status),
+                (SELECT count(*) FROM data_queries d WHERE d.submission_id = s.submission_id AND d.version = q.version),
+                q.version, v.reason, v.corrected_at
          FROM submission_sequence q JOIN submissions s ON s.submission_id = q.submission_id
+         LEFT JOIN submission_versions v ON v.submission_id = q.submission_id AND v.version = q.version
          WHERE q.trial_id = ?1 AND q.form_id = ?2 AND q.seq > ?3 AND q.seq <= ?4
          ORDER BY q.seq LIMIT ?5",
     )?;
@@ -83,6 +87,9 @@ struct ExportColumns {
     scores: String,
     status: String,
     query_count: i64,
+    version: u32,
+    correction_reason: Option<String>,
+    corrected_at: Option<String>,
 }
 
 impl ExportColumns {
@@ -100,6 +107,9 @@ impl ExportColumns {
             scores: row.get(9)?,
             status: row.get(10)?,
             query_count: row.get(11)?,
+            version: row.get(12)?,
+            correction_reason: row.get(13)?,
+            corrected_at: row.get(14)?,
         })
     }
 
@@ -107,6 +117,9 @@ impl ExportColumns {
         Ok(ExportRow {
             key: RowKey(Key::Sqlite { seq: self.seq }),
             submission_id: self.submission_id,
+            version: self.version,
+            correction_reason: self.correction_reason,
+            corrected_at: self.corrected_at.as_deref().map(parse_timestamp).transpose()?,
             form_version: self.form_version,
             patient_id: self.patient_id,
             completed_at: parse_with_offset(&self.completed_at, self.completed_at_offset_seconds)?,

@@ -12,7 +12,7 @@ use crate::reader::site_condition;
 /// Column list shared by every read of `data_queries`, in the order
 /// [`QueryColumns::from_row`] expects.
 const QUERY_COLUMNS: &str = "query_id, submission_id, trial_id, form_id, form_version, patient_id,
-    item, code, rule, params, status, origin, created_at, updated_at";
+    item, code, rule, params, status, origin, created_at, updated_at, version";
 
 /// Reads one data query by id.
 ///
@@ -119,6 +119,7 @@ struct QueryColumns {
     origin: String,
     created_at: String,
     updated_at: String,
+    version: u32,
 }
 
 impl QueryColumns {
@@ -138,6 +139,7 @@ impl QueryColumns {
             origin: row.get(11)?,
             created_at: row.get(12)?,
             updated_at: row.get(13)?,
+            version: row.get(14)?,
         })
     }
 
@@ -154,6 +156,7 @@ impl QueryColumns {
             form_id: self.form_id,
             form_version: self.form_version,
             patient_id: self.patient_id,
+            version: self.version,
             item: self.item,
             code: self.code,
             rule: self.rule,

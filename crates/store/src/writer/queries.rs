@@ -22,12 +22,12 @@ use crate::reader;
 const INSERT_QUERY: &str = "
     INSERT INTO data_queries (
         query_id, submission_id, trial_id, form_id, form_version, patient_id,
-        item, code, rule, params, status, origin, created_at, updated_at
+        item, code, rule, params, status, origin, created_at, updated_at, version
     )
     SELECT ?1, submission_id, trial_id, form_id, ?2, patient_id,
-           ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?8
+           ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?8, ?10
     FROM submissions WHERE submission_id = ?9
-    ON CONFLICT (submission_id, item, code, rule) DO NOTHING";
+    ON CONFLICT (submission_id, version, item, code, rule) DO NOTHING";
 
 const UPDATE_STATUS: &str = "UPDATE data_queries SET status = ?2, updated_at = ?3 WHERE query_id = ?1";
 
@@ -44,10 +44,13 @@ pub(super) struct QueryTarget<'a> {
     /// Version of the form definition whose rules raised the query.
     pub(super) form_version: &'a str,
     pub(super) origin: QueryOrigin,
+    /// Version of the submission whose answers raised the query: 1 at intake and in
+    /// revalidation, the new version's number for a correction.
+    pub(super) version: u32,
 }
 
-/// Raises one open data query, or returns `None` when the submission already has a
-/// query with the same item, code and rule, whatever its status.
+/// Raises one open data query, or returns `None` when the submission's version already
+/// has a query with the same item, code and rule, whatever its status.
 ///
 /// # Errors
 ///
@@ -74,6 +77,7 @@ pub(super) fn insert_query(
             target.origin.as_str(),
             created_at,
             submission_id,
+            target.version,
         ])
         .with_context(|| {
             format!("failed to insert data query {} on item {:?} of submission {submission_id}", query.code, query.item)

@@ -53,7 +53,13 @@ pub(super) fn record_revalidation(
         .with_context(|| format!("failed to insert derived record of submission {submission_id}"))?;
     let record_seq = connection.last_insert_rowid();
 
-    let target = QueryTarget { submission_id, form_version: &record.form_version, origin: QueryOrigin::Revalidation };
+    // Revalidation reruns the rules on the submission as received, version 1.
+    let target = QueryTarget {
+        submission_id,
+        form_version: &record.form_version,
+        origin: QueryOrigin::Revalidation,
+        version: 1,
+    };
     let mut new_queries = Vec::new();
     for query in &record.queries {
         new_queries.extend(insert_query(connection, &target, query, &computed_at)?);

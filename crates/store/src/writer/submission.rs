@@ -33,7 +33,7 @@ const SELECT_EXISTING: &str = "
 
 const SELECT_INTAKE_QUERIES: &str = "
     SELECT query_id, item, code, rule FROM data_queries
-    WHERE submission_id = ?1 AND origin = 'intake'
+    WHERE submission_id = ?1 AND version = 1 AND origin = 'intake'
     ORDER BY query_id";
 
 const INSERT_OUTBOX_EVENT: &str = "
@@ -83,7 +83,8 @@ pub(super) fn insert_submission(
     }
 
     let occurred_at = format_utc(now)?;
-    let target = QueryTarget { submission_id, form_version: &submission.form_version, origin: QueryOrigin::Intake };
+    let target =
+        QueryTarget { submission_id, form_version: &submission.form_version, origin: QueryOrigin::Intake, version: 1 };
     let mut queries = Vec::with_capacity(submission.queries.len());
     for query in &submission.queries {
         queries.extend(insert_query(connection, &target, query, &occurred_at)?);

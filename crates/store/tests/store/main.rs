@@ -7,6 +7,7 @@ mod access;
 mod alerts;
 mod audit;
 mod batching;
+mod corrections;
 mod export;
 mod intake;
 mod metrics;

@@ -45,13 +45,22 @@ async fn migrations_run_once_concurrently() {
     }
 
     let versions = database.rows("SELECT version, name FROM epro_schema_migrations ORDER BY version").await;
-    let expected: Vec<Vec<Option<String>>> =
-        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "export_sequence", "alerts", "access"]
-            .iter()
-            .take(SCHEMA_VERSION as usize)
-            .enumerate()
-            .map(|(index, name)| vec![Some((index + 1).to_string()), Some((*name).to_owned())])
-            .collect();
+    let expected: Vec<Vec<Option<String>>> = [
+        "initial",
+        "rules",
+        "outbox_claims",
+        "audit_reason",
+        "audit_chain",
+        "export_sequence",
+        "alerts",
+        "access",
+        "corrections",
+    ]
+    .iter()
+    .take(SCHEMA_VERSION as usize)
+    .enumerate()
+    .map(|(index, name)| vec![Some((index + 1).to_string()), Some((*name).to_owned())])
+    .collect();
     assert_eq!(versions, expected);
     assert_eq!(stores.len(), 4);
     for store in &stores {
