@@ -70,6 +70,7 @@
 //! - `columns`: how timestamps and UUIDs are encoded in columns.
 
 mod audit;
+mod catalog;
 mod columns;
 mod metrics;
 mod model;
@@ -80,6 +81,7 @@ mod sqlite;
 mod store;
 mod writer;
 
+pub use catalog::{FORM_PUBLISHED, FORM_RETIRED, SITE_ADDED, TRIAL_CREATED};
 pub use metrics::SharedRecorder;
 pub use model::{
     AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, AuditBreak, AuditBreakKind, AuditFilter,
@@ -88,6 +90,10 @@ pub use model::{
     QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection,
     Revalidation, RevalidationOutcome, RowKey, SourceFormat, StoreError, StoreStats, StoredSubmission,
     SubmissionStatus, SubmitOutcome,
+};
+pub use model::{
+    CatalogSnapshot, FormRetirement, FormSourceFormat, FormVersion, NewFormVersion, NewSite, NewTrial, PublishOutcome,
+    RetireOutcome, Retirement, SiteAddition, SiteOutcome, StoredSite, StoredTrial, TrialOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};

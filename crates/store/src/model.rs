@@ -12,6 +12,7 @@ mod alerts;
 mod audit;
 mod export;
 mod queries;
+mod trials;
 
 pub use alerts::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, NewAlert};
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
@@ -21,6 +22,10 @@ pub(crate) use export::{Key, Mark};
 pub use queries::{
     DataQuery, NewQuery, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome,
+};
+pub use trials::{
+    CatalogSnapshot, FormRetirement, FormSourceFormat, FormVersion, NewFormVersion, NewSite, NewTrial, PublishOutcome,
+    RetireOutcome, Retirement, SiteAddition, SiteOutcome, StoredSite, StoredTrial, TrialOutcome,
 };
 
 use std::fmt;

@@ -10,6 +10,7 @@ mod alerts;
 mod audit;
 mod export;
 mod queries;
+pub(crate) mod trials;
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row};

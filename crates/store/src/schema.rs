@@ -34,6 +34,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_audit_chain.sql"),
     include_str!("../migrations/sqlite/0006_export_sequence.sql"),
     include_str!("../migrations/sqlite/0007_alerts.sql"),
+    include_str!("../migrations/sqlite/0008_trials.sql"),
 ];
 
 /// Number of migrations embedded in this build. A database opened by this build has

@@ -4,13 +4,14 @@
 //! method here only hands the call to the backend that is open.
 //!
 //! The methods for data queries and revalidation are in `store::rules`, those of
-//! exports in `store::export`, alerts in `store::alerts` and the audit trail in
-//! `store::audit`.
+//! exports in `store::export`, alerts in `store::alerts`, the audit trail in
+//! `store::audit` and the trial catalogue in `store::trials`.
 
 mod alerts;
 mod audit;
 mod export;
 mod rules;
+mod trials;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -19,7 +19,8 @@
 //! submission with its data queries, alerts, outbox rows and audit row), `outbox`
 //! (delivery marks), `queries` (raising data queries and changing their status),
 //! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
-//! records) and `export` (the audit row of an export).
+//! records), `export` (the audit row of an export) and `trials` (the trial
+//! catalogue: trials, sites, form versions).
 
 mod alerts;
 mod export;
@@ -27,6 +28,7 @@ mod outbox;
 mod queries;
 mod revalidation;
 mod submission;
+mod trials;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -40,6 +42,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 pub(crate) use self::alerts::{SYSTEM_ACTOR, escalated_payload};
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
+pub(crate) use self::trials::{CatalogOutcome, CatalogWrite};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
@@ -126,6 +129,10 @@ pub(crate) enum Command {
         now: OffsetDateTime,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<Alert>, StoreError>>,
+    },
+    Catalog {
+        write: Box<CatalogWrite>,
+        reply: oneshot::Sender<Result<CatalogOutcome, StoreError>>,
     },
 }
 
@@ -239,6 +246,7 @@ enum Pending {
     Revalidation(Reply<RevalidationOutcome>),
     Acknowledgement(Reply<AcknowledgeOutcome>),
     Alerts(Reply<Vec<Alert>>),
+    Catalog(Reply<CatalogOutcome>),
 }
 
 impl Pending {
@@ -253,6 +261,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.result.is_ok(),
             Pending::Acknowledgement(reply) => reply.result.is_ok(),
             Pending::Alerts(reply) => reply.result.is_ok(),
+            Pending::Catalog(reply) => reply.result.is_ok(),
         }
     }
 
@@ -271,6 +280,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.send(),
             Pending::Acknowledgement(reply) => reply.send(),
             Pending::Alerts(reply) => reply.send(),
+            Pending::Catalog(reply) => reply.send(),
         }
     }
 
@@ -285,6 +295,7 @@ impl Pending {
             Pending::Revalidation(reply) => reply.fail(reason),
             Pending::Acknowledgement(reply) => reply.fail(reason),
             Pending::Alerts(reply) => reply.fail(reason),
+            Pending::Catalog(reply) => reply.fail(reason),
         }
     }
 }
@@ -304,6 +315,7 @@ impl Command {
             Command::RecordRevalidation { reply, .. } => Pending::Revalidation(Reply::skipped(reply)),
             Command::AcknowledgeAlert { reply, .. } => Pending::Acknowledgement(Reply::skipped(reply)),
             Command::EscalateAlerts { reply, .. } => Pending::Alerts(Reply::skipped(reply)),
+            Command::Catalog { reply, .. } => Pending::Catalog(Reply::skipped(reply)),
         }
     }
 }
@@ -412,6 +424,11 @@ impl Writer {
                     });
                     wrote_other_events |= result.as_ref().is_ok_and(|escalated| !escalated.is_empty());
                     Pending::Alerts(Reply::new(reply, result))
+                }
+                Command::Catalog { write, reply } => {
+                    let result =
+                        in_savepoint(&mut transaction, &mut abort, |connection| trials::apply(connection, &write, now));
+                    Pending::Catalog(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

@@ -45,6 +45,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/postgres/0006_export_sequence.sql"),
     },
     Migration { version: 7, name: "alerts", sql: include_str!("../../migrations/postgres/0007_alerts.sql") },
+    Migration { version: 8, name: "trials", sql: include_str!("../../migrations/postgres/0008_trials.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

@@ -16,3 +16,4 @@ mod revalidation;
 mod schema;
 mod submit;
 mod support;
+mod trials;

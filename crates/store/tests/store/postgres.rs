@@ -46,7 +46,7 @@ async fn migrations_run_once_concurrently() {
 
     let versions = database.rows("SELECT version, name FROM epro_schema_migrations ORDER BY version").await;
     let expected: Vec<Vec<Option<String>>> =
-        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "export_sequence", "alerts"]
+        ["initial", "rules", "outbox_claims", "audit_reason", "audit_chain", "export_sequence", "alerts", "trials"]
             .iter()
             .take(SCHEMA_VERSION as usize)
             .enumerate()
