@@ -53,6 +53,22 @@ pub enum ApiError {
     AlertNotFound,
     /// The alert was acknowledged before; an acknowledgement is final.
     AlertAlreadyAcknowledged { acknowledged_at: Option<time::OffsetDateTime> },
+    /// A submission names a retired form version, and no version of the
+    /// form is active any more: the form was withdrawn.
+    FormVersionRetired { form_id: String, version: String, retired_at: time::OffsetDateTime },
+    /// A form document to publish does not load; every problem is listed
+    /// with its place in the document.
+    InvalidForm(Vec<FieldError>),
+    /// The form id and version are published with other content. A version
+    /// is never reused, retired or not.
+    FormVersionConflict { form_id: String, version: String },
+    /// The form version was retired before; a retirement is final.
+    FormVersionAlreadyRetired { form_id: String, version: String, retired_at: time::OffsetDateTime },
+    /// A trial with this id exists with another title, alert deadline or
+    /// site.
+    TrialConflict { trial_id: String },
+    /// The trial has a site with this id under another name.
+    SiteConflict { site_id: String },
     /// No route matches the path.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -120,6 +136,9 @@ pub enum Detail {
     Answer(Problem),
     /// A problem with an envelope field.
     Envelope(EnvelopeProblem),
+    /// A problem that loading a form document found. The forms library
+    /// reports it in English only.
+    FormNotice { message: String, line: Option<usize>, column: Option<usize> },
 }
 
 /// A problem with one field of the request envelope.
@@ -229,6 +248,19 @@ impl FieldError {
         match &self.detail {
             Detail::Answer(problem) => problem.code(),
             Detail::Envelope(problem) => problem.code(),
+            Detail::FormNotice { .. } => "form_error",
+        }
+    }
+
+    /// Builds a finding on a form document from a notice of the forms
+    /// library. `path` is the notice's JSONPath (FHIR) or key path (TOML),
+    /// empty for a syntax error, which has line and column instead.
+    pub fn form_notice(notice: &epro_forms::Notice) -> Self {
+        let path = if notice.path == "$" { String::new() } else { notice.path.clone() };
+        FieldError {
+            item: String::new(),
+            path,
+            detail: Detail::FormNotice { message: notice.message.clone(), line: notice.line, column: notice.column },
         }
     }
 }
@@ -286,6 +318,11 @@ impl ApiError {
             | ApiError::QueryNotFound
             | ApiError::AlertNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::FormVersionRetired { .. }
+            | ApiError::FormVersionConflict { .. }
+            | ApiError::FormVersionAlreadyRetired { .. }
+            | ApiError::TrialConflict { .. }
+            | ApiError::SiteConflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::QueryUnchanged { .. } | ApiError::AlertAlreadyAcknowledged { .. } => {
                 StatusCode::CONFLICT
@@ -294,7 +331,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Validation(_) | ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::InvalidFields(_) | ApiError::InvalidForm(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::TimedOut { .. }
@@ -320,6 +359,12 @@ impl ApiError {
             ApiError::QueryUnchanged { .. } => "query_status_unchanged",
             ApiError::AlertNotFound => "alert_not_found",
             ApiError::AlertAlreadyAcknowledged { .. } => "alert_already_acknowledged",
+            ApiError::FormVersionRetired { .. } => "form_version_retired",
+            ApiError::InvalidForm(_) => "form_invalid",
+            ApiError::FormVersionConflict { .. } => "form_version_conflict",
+            ApiError::FormVersionAlreadyRetired { .. } => "form_version_already_retired",
+            ApiError::TrialConflict { .. } => "trial_conflict",
+            ApiError::SiteConflict { .. } => "site_conflict",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "submission_conflict",
@@ -366,9 +411,10 @@ impl ApiError {
     /// Returns the field-level findings, empty for request-level errors.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            ApiError::InvalidEnvelope(errors) | ApiError::Validation(errors) | ApiError::InvalidFields(errors) => {
-                errors
-            }
+            ApiError::InvalidEnvelope(errors)
+            | ApiError::Validation(errors)
+            | ApiError::InvalidFields(errors)
+            | ApiError::InvalidForm(errors) => errors,
             _ => &[],
         }
     }

@@ -14,7 +14,9 @@
 //!   [`openapi()`] builds the OpenAPI document from the same list of routes.
 //! - `routes/`: one module per resource (`submissions`, `collection` for the
 //!   seed-compatible endpoint, `queries`, `alerts`, `outbox`, `audit`,
-//!   `export`, `health`, `metrics`).
+//!   `export`, `trials`, `health`, `metrics`).
+//! - [`catalog`]: the runtime catalogue of trials and forms, loaded from the
+//!   store and reloaded when it changes.
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -26,6 +28,7 @@
 //! - [`state`]: what every handler shares.
 
 pub mod admission;
+pub mod catalog;
 pub mod error;
 pub mod language;
 pub mod metrics;
@@ -105,6 +108,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::export::export))
         .routes(routes!(routes::export::codebook))
         .routes(routes!(routes::collection::submit))
+        .routes(routes!(routes::trials::list, routes::trials::create))
+        .routes(routes!(routes::trials::get))
+        .routes(routes!(routes::trials::add_site))
+        .routes(routes!(routes::trials::publish))
+        .routes(routes!(routes::trials::retire))
         .routes(routes!(openapi::serve))
         .merge(ops_routes())
 }

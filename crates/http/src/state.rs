@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use epro_forms::Catalog;
+
+use crate::catalog::LiveCatalog;
 use epro_store::Store;
 use secrecy::SecretString;
 
@@ -29,7 +31,9 @@ impl std::ops::Deref for AppState {
 
 /// The parts [`AppState`] shares, read through its `Deref`.
 pub struct SharedState {
-    pub catalog: Arc<Catalog>,
+    /// The trials and forms, reloaded when they change; read it through
+    /// [`SharedState::catalog`].
+    pub live_catalog: Arc<LiveCatalog>,
     pub store: Store,
     pub settings: Arc<Settings>,
     pub lifecycle: Arc<Lifecycle>,
@@ -59,12 +63,14 @@ pub struct Settings {
 }
 
 impl AppState {
-    /// Creates the state of one application. `metrics` should be the
-    /// recorder the store was opened with, so that `/metrics` shows both.
-    pub fn new(catalog: Arc<Catalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
+    /// Creates the state of one application. `catalog` is a [`LiveCatalog`]
+    /// loaded from the store, or an `Arc<Catalog>` built by hand, which never
+    /// reloads. `metrics` should be the recorder the store was opened with, so
+    /// that `/metrics` shows both.
+    pub fn new(catalog: impl Into<LiveCatalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
         let admission = Arc::new(Admission::new(settings.admission.clone()));
         AppState(Arc::new(SharedState {
-            catalog,
+            live_catalog: Arc::new(catalog.into()),
             store,
             settings: Arc::new(settings),
             lifecycle: Arc::new(Lifecycle::default()),
@@ -87,6 +93,14 @@ impl AppState {
                 "Requests rejected by an admission limit"
             );
         }
+    }
+}
+
+impl SharedState {
+    /// Returns the catalogue as it is now. Hold the returned value for the
+    /// whole request, so that it sees one catalogue even if a reload swaps it.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.live_catalog.get()
     }
 }
 

@@ -262,6 +262,11 @@ fn operator_operations_need_token() {
         "/v1/trials/{trial_id}/alerts",
         "/v1/alerts/{alert_id}/acknowledge",
         "/v1/trials/{trial_id}/forms/{form_id}/codebook",
+        "/v1/trials",
+        "/v1/trials/{trial_id}",
+        "/v1/trials/{trial_id}/sites",
+        "/v1/trials/{trial_id}/forms",
+        "/v1/trials/{trial_id}/forms/{form_id}/versions/{version}/retire",
     ];
 
     for (method, path) in documented_operations(&document) {

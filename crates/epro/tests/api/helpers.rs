@@ -89,6 +89,21 @@ escalation_interval_seconds = 1
     .unwrap();
 
     let config = Config::load(&config_path).expect("test configuration must load");
+    let (address, shutdown, server) = start(config).await;
+
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        dir: Some(dir),
+        database: Some(database),
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// Builds and runs an application from `config` on a thread of its own, and
+/// returns its address once it is bound.
+async fn start(config: Config) -> (String, CancellationToken, std::thread::JoinHandle<anyhow::Result<()>>) {
     let shutdown = CancellationToken::new();
     let (address_sender, address_receiver) = tokio::sync::oneshot::channel();
     let server = std::thread::spawn({
@@ -103,15 +118,7 @@ escalation_interval_seconds = 1
         }
     });
     let address = format!("http://{}", address_receiver.await.expect("the server thread ended before binding"));
-
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        dir: Some(dir),
-        database: Some(database),
-        shutdown,
-        server: Some(server),
-    }
+    (address, shutdown, server)
 }
 
 /// The database of one test app: a SQLite file in its directory, or, when
@@ -243,6 +250,15 @@ fn init_test_logs() {
 }
 
 impl TestApp {
+    /// Starts a second instance with this app's configuration, so on the same
+    /// database, as another server of a deployment would run. It stops when
+    /// dropped; this app keeps the directory and the database.
+    pub async fn spawn_second_instance(&self) -> TestApp {
+        let config = Config::load(&self.dir().join("epro.toml")).expect("test configuration must load");
+        let (address, shutdown, server) = start(config).await;
+        TestApp { address, client: reqwest::Client::new(), dir: None, database: None, shutdown, server: Some(server) }
+    }
+
     /// The temporary directory holding the configuration, trials and data.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("the directory lives as long as the app").path()

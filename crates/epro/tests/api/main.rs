@@ -11,3 +11,4 @@ mod read;
 mod rules;
 mod seed;
 mod submit;
+mod trials;

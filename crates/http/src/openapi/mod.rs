@@ -51,6 +51,7 @@ pub(crate) const OPERATOR_TOKEN: &str = "operatorToken";
         (name = "outbox", description = "Events the sink refused, for operators."),
         (name = "audit", description = "The audit trail with its hash chain, for reviewers."),
         (name = "exports", description = "Streamed exports of submissions and codebooks, for analysts."),
+        (name = "trials", description = "Trials, their sites, and publishing and retiring form versions, for operators."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
     components(schemas(

@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod outbox;
 pub mod queries;
 pub mod submissions;
+pub mod trials;
