@@ -27,7 +27,7 @@ use crate::config::Config;
 /// Actor of the audit rows an import writes.
 pub const IMPORT_ACTOR: &str = "system";
 
-/// What an import did.
+/// The counts of what an import wrote and left unchanged.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ImportSummary {
     pub trials_created: usize,
@@ -73,9 +73,9 @@ pub fn run(command: TrialsCommand) -> anyhow::Result<()> {
 ///
 /// # Errors
 ///
-/// Fails, writing nothing, on any problem in the directory, on a trial stored
-/// with another title or alert deadline, and on a form version stored with
-/// other content; then every such problem is listed. Fails on a store error
+/// Fails without writing anything on any problem in the directory, on a trial
+/// stored with another title or alert deadline, and on a form version stored
+/// with other content. The error then lists every such problem. Fails on a store error
 /// after writing the trials and forms before it.
 pub async fn import(store: &Store, directory: &Path) -> anyhow::Result<ImportSummary> {
     let trials = catalog::read(directory)?;

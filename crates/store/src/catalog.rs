@@ -1,4 +1,4 @@
-//! What both backends share for the trial catalogue: the audit actions, the audit
+//! The parts of the trial catalogue that both backends share: the audit actions, the audit
 //! values of each change, the document hash and the comparisons that decide whether
 //! a repeated request changes nothing or conflicts.
 
@@ -63,8 +63,8 @@ pub(crate) fn retired_values(retired_at: &str) -> (String, String) {
     (before, after)
 }
 
-/// Returns true when a stored trial already is what `trial` asks for: the same title
-/// and alert deadline, and every site asked for with the same name.
+/// Returns true when a stored trial already matches the request `trial`: the same
+/// title and alert deadline, and every requested site with the same name.
 pub(crate) fn trial_matches(stored: &StoredTrial, trial: &NewTrial) -> bool {
     let same_trial = stored.title_en == trial.title_en
         && stored.title_zh_cn == trial.title_zh_cn
@@ -76,7 +76,7 @@ pub(crate) fn site_matches(stored: &StoredSite, site: &NewSite) -> bool {
     stored.site_id == site.site_id && stored.name == site.name
 }
 
-/// Returns true when a stored version has the content `form` asks to publish.
+/// Returns true when a stored version has the content that `form` would publish.
 pub(crate) fn version_matches(stored: &FormVersion, form: &NewFormVersion) -> bool {
     stored.format == form.format
         && stored.source_sha256 == source_sha256(&form.source)

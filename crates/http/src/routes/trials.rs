@@ -41,8 +41,8 @@ use crate::state::AppState;
 
 /// Actor recorded for every change made through these endpoints.
 ///
-/// NOTE: staff roles do not exist yet, so every caller holds the operator token and
-/// is recorded as `operator`.
+/// NOTE: staff roles do not exist yet, so every caller presents the operator token
+/// and is recorded as `operator`.
 const ACTOR: &str = "operator";
 
 /// Media types of a form document to publish.
@@ -191,7 +191,7 @@ pub(crate) struct NewSiteRequest {
 #[schema(as = FormRetirement)]
 #[allow(dead_code)]
 pub(crate) struct RetireRequest {
-    /// Why the version is retired, 1 to 500 characters, kept in the audit trail.
+    /// The reason for the retirement, 1 to 500 characters, kept in the audit trail.
     reason: String,
 }
 
@@ -704,7 +704,8 @@ fn parse_new_trial(object: &Map<String, Value>, request_id: Option<String>) -> R
 /// missing, mistyped, blank, too long, invalid or unknown one.
 struct Fields<'a> {
     object: &'a Map<String, Value>,
-    /// Where the object sits in the body, such as `sites.0`; empty for the body.
+    /// The dotted path of the object in the body, such as `sites.0`, or empty for the
+    /// body itself.
     base: String,
     errors: Vec<FieldError>,
 }

@@ -15,7 +15,7 @@ pub struct NewTrial {
     /// Time from raising an alert to its escalation, in seconds. At least 1.
     pub acknowledge_within_seconds: i64,
     pub sites: Vec<NewSite>,
-    /// Who creates the trial, for example `operator` or `system`.
+    /// The actor creating the trial, for example `operator` or `system`.
     pub actor: String,
     pub request_id: Option<String>,
 }
@@ -48,21 +48,21 @@ pub struct StoredSite {
     pub added_by: String,
 }
 
-/// What [`Store::create_trial`](crate::Store::create_trial) did.
+/// The result of [`Store::create_trial`](crate::Store::create_trial).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrialOutcome {
     /// The trial was created with its sites; the audit trail has a `trial.created` row
     /// and a `site.added` row per site.
     Created(StoredTrial),
-    /// A trial with this id, title and alert deadline exists and has every site asked
-    /// for, with the same names. Nothing was written.
+    /// A trial with this id, title and alert deadline exists and has every requested
+    /// site, with the same names. Nothing was written.
     Unchanged(StoredTrial),
-    /// A trial with this id exists with another title or deadline, or a site asked for
+    /// A trial with this id exists with another title or deadline, or a requested site
     /// is missing or has another name. Nothing was written.
     Conflict(StoredTrial),
 }
 
-/// What [`Store::add_site`](crate::Store::add_site) did.
+/// The result of [`Store::add_site`](crate::Store::add_site).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SiteOutcome {
     Added(StoredSite),
@@ -120,7 +120,7 @@ pub struct NewFormVersion {
     pub format: FormSourceFormat,
     /// The form document byte for byte.
     pub source: String,
-    /// What the trial adds to the document (title, scores, alerts, rule messages), a
+    /// The trial's additions to the document (title, scores, alerts, rule messages), a
     /// JSON object. Part of the version's content, like the document.
     pub rules: String,
     pub actor: String,
@@ -182,7 +182,7 @@ impl FormVersion {
     }
 }
 
-/// When, by whom and why a form version was retired.
+/// The retirement of a form version: its time, actor and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retirement {
     pub retired_at: OffsetDateTime,
@@ -190,7 +190,7 @@ pub struct Retirement {
     pub reason: String,
 }
 
-/// What [`Store::publish_form`](crate::Store::publish_form) did.
+/// The result of [`Store::publish_form`](crate::Store::publish_form).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// The version is new and stored, with its `form.published` audit row.
@@ -216,7 +216,7 @@ pub struct FormRetirement {
     pub request_id: Option<String>,
 }
 
-/// What [`Store::retire_form`](crate::Store::retire_form) did.
+/// The result of [`Store::retire_form`](crate::Store::retire_form).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetireOutcome {
     /// The version is retired now, with its `form.retired` audit row.
