@@ -1,16 +1,17 @@
 //! Loading trials and their forms from the trials directory: one folder per
 //! trial, each with a `trial.toml` and the form files it lists.
 //!
-//! Loading is all or nothing. Every problem in every file is collected and
-//! reported with its file, line and column (or JSON path), and the server
-//! refuses to start while any remains, so it never serves a half-loaded
-//! trial. This module is the only code that reads trial definitions; moving
-//! them into the database later changes this module alone.
+//! Reading is all or nothing. Every problem in every file is collected and
+//! reported with its file, line and column (or JSON path), and nothing is
+//! imported while any remains, so the database never gets a half-read trial.
+//! [`read`] returns each trial with the text of its form files, which
+//! `trials_cli::import` stores; [`load`] compiles them into a catalogue
+//! directly.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use epro_forms::{Catalog, FormFormat, Notice, PublishedForm, Trial};
+use epro_forms::{Catalog, Form, FormFormat, Notice, PublishedForm, Trial, TrialFile, TrialFormEntry};
 
 /// The name of the trial file in each trial folder.
 pub const TRIAL_FILE: &str = "trial.toml";
@@ -33,13 +34,63 @@ impl fmt::Display for CatalogError {
 
 impl std::error::Error for CatalogError {}
 
-/// Loads every trial folder under `directory`.
+/// One trial folder as read: its trial file and each listed form file.
+#[derive(Debug)]
+pub struct TrialSource {
+    /// The folder's `trial.toml`.
+    pub trial_path: PathBuf,
+    pub trial_file: TrialFile,
+    /// The forms in trial-file order.
+    pub forms: Vec<FormSource>,
+}
+
+/// One form file of a trial folder, loaded with the trial's additions.
+#[derive(Debug)]
+pub struct FormSource {
+    pub entry: TrialFormEntry,
+    pub path: PathBuf,
+    pub format: FormFormat,
+    /// The file's text byte for byte.
+    pub text: String,
+    /// The compiled form with the trial's scores, alerts and messages.
+    pub form: Form,
+}
+
+/// Loads every trial folder under `directory` into a catalogue.
+///
+/// # Errors
+///
+/// As [`read`], and when two folders hold the same trial id.
+pub fn load(directory: &Path) -> Result<Catalog, CatalogError> {
+    let trials = read(directory)?.into_iter().map(published_trial).collect();
+    Catalog::new(trials).map_err(|error| CatalogError { problems: vec![format!("{}: {error}", directory.display())] })
+}
+
+fn published_trial(source: TrialSource) -> Trial {
+    let trial_file = source.trial_file;
+    let last_version_of = |id: &str| trial_file.forms.iter().rev().find(|e| e.id == id).map(|e| e.version.clone());
+    let forms = source
+        .forms
+        .into_iter()
+        .map(|loaded| PublishedForm {
+            current: last_version_of(&loaded.entry.id).as_deref() == Some(loaded.entry.version.as_str()),
+            id: loaded.entry.id.clone(),
+            version: loaded.entry.version.clone(),
+            title: loaded.entry.title.clone().unwrap_or_else(|| trial_file.title.clone()),
+            form: loaded.form,
+            retired_at: None,
+        })
+        .collect();
+    Trial { id: trial_file.id, title: trial_file.title, forms, alerts: trial_file.alerts, sites: trial_file.sites }
+}
+
+/// Reads and checks every trial folder under `directory`.
 ///
 /// # Errors
 ///
 /// Returns all problems at once: unreadable files, invalid trial files,
 /// forms that fail to load, and a directory without any trial.
-pub fn load(directory: &Path) -> Result<Catalog, CatalogError> {
+pub fn read(directory: &Path) -> Result<Vec<TrialSource>, CatalogError> {
     let mut problems = Vec::new();
     let mut trials = Vec::new();
 
@@ -70,12 +121,12 @@ pub fn load(directory: &Path) -> Result<Catalog, CatalogError> {
     if !problems.is_empty() {
         return Err(CatalogError { problems });
     }
-    Catalog::new(trials).map_err(|error| CatalogError { problems: vec![format!("{}: {error}", directory.display())] })
+    Ok(trials)
 }
 
-fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
+fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<TrialSource> {
     let trial_path = folder.join(TRIAL_FILE);
-    let text = read(&trial_path, problems)?;
+    let text = read_file(&trial_path, problems)?;
     let trial_file = match epro_forms::parse_trial_file(&text) {
         Ok(trial_file) => trial_file,
         Err(notices) => {
@@ -100,7 +151,7 @@ fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
                 continue;
             }
         };
-        let Some(text) = read(&form_path, problems) else {
+        let Some(text) = read_file(&form_path, problems) else {
             continue;
         };
         let outcome = epro_forms::load_form(&text, format);
@@ -109,7 +160,7 @@ fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
             // The trial file may add scores, alerts and rule translations
             // that the form file itself does not carry.
             match epro_forms::trial::attach_trial_rules(&mut form, entry) {
-                Ok(()) => forms.push((entry, form)),
+                Ok(()) => forms.push(FormSource { entry: entry.clone(), path: form_path, format, text, form }),
                 Err(notices) => problems.extend(notices.iter().map(|notice| describe(&trial_path, notice))),
             }
         }
@@ -117,28 +168,10 @@ fn load_trial(folder: &Path, problems: &mut Vec<String>) -> Option<Trial> {
     if problems.len() > count_before {
         return None;
     }
-
-    let last_version_of = |id: &str| trial_file.forms.iter().rev().find(|e| e.id == id).map(|e| e.version.clone());
-    let forms = forms
-        .into_iter()
-        .map(|(entry, form)| PublishedForm {
-            id: entry.id.clone(),
-            version: entry.version.clone(),
-            title: entry.title.clone().unwrap_or_else(|| trial_file.title.clone()),
-            current: last_version_of(&entry.id).as_deref() == Some(entry.version.as_str()),
-            form,
-        })
-        .collect();
-    Some(Trial {
-        id: trial_file.id,
-        title: trial_file.title,
-        forms,
-        alerts: trial_file.alerts,
-        sites: trial_file.sites,
-    })
+    Some(TrialSource { trial_path, trial_file, forms })
 }
 
-fn read(path: &Path, problems: &mut Vec<String>) -> Option<String> {
+fn read_file(path: &Path, problems: &mut Vec<String>) -> Option<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(error) => {

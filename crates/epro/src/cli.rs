@@ -1,6 +1,6 @@
-//! The command line: `epro serve`, `epro forms check`, `epro migrate`,
-//! `epro revalidate`, `epro outbox` and `epro export`, and what each returns
-//! as its exit status.
+//! The command line: `epro serve`, `epro forms check`, `epro trials`,
+//! `epro migrate`, `epro revalidate`, `epro outbox` and `epro export`, and
+//! what each returns as its exit status.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +32,11 @@ pub enum Command {
     Forms {
         #[command(subcommand)]
         command: FormsCommand,
+    },
+    /// Manage the trials and form versions stored in the database.
+    Trials {
+        #[command(subcommand)]
+        command: TrialsCommand,
     },
     /// Re-run a form's current rules over its stored submissions: record
     /// recomputed scores beside the originals and raise new data queries.
@@ -163,7 +168,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Write the codebook (every item with its type, labels, answer codes and
-    /// ordinal values) instead of the submissions. Needs no database.
+    /// ordinal values) instead of the submissions.
     #[arg(long)]
     pub codebook: bool,
     /// Export only submissions committed after this cursor, printed by an earlier
@@ -241,6 +246,29 @@ pub enum AuditCommand {
         /// is gone or has another hash, which a chain cut at its end shows.
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<crate::audit_cli::RecordedHead>,
+    },
+}
+
+/// Subcommands of `epro trials`.
+#[derive(Debug, Subcommand)]
+pub enum TrialsCommand {
+    /// Load a trials directory (one folder per trial with its trial.toml and
+    /// form files) into the database. Safe to rerun: what is stored already is
+    /// left as it is. A form whose id and version are stored with other
+    /// content stops the import before anything is written; give it a new
+    /// version. `epro serve` does this for trials.directory at start.
+    Import {
+        /// Configuration file (TOML); only its [database] section is read.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The trials directory.
+        directory: PathBuf,
+    },
+    /// Print every trial with its sites and form versions and their status.
+    List {
+        /// Configuration file (TOML); only its [database] section is read.
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 

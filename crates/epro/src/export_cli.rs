@@ -30,27 +30,32 @@ use crate::config::Config;
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     crate::telemetry::init(&config.telemetry)?;
-    let catalog = crate::catalog::load(&config.trials.directory)?;
+    let mut options = if args.codebook { None } else { Some(export_options(&args, &config)?) };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = Store::open(config.store_config(None)?).await?;
+        let result = run_on(&store, &args, options.as_mut()).await;
+        store.close().await;
+        result
+    })
+}
+
+/// Finds the form in the catalogue stored in the database, then writes its
+/// codebook or, with `options`, its submissions.
+async fn run_on(store: &Store, args: &ExportArgs, options: Option<&mut Options>) -> anyhow::Result<()> {
+    let catalog = epro_http::catalog::LiveCatalog::load(store).await?.get();
     let trial = catalog.trial(&args.trial).with_context(|| format!("no trial {:?} is published", args.trial))?;
     let layout = Layout::new(trial, &args.form)
         .with_context(|| format!("trial {:?} has no form {:?}", args.trial, args.form))?;
 
-    if args.codebook {
+    let Some(options) = options else {
         let format = match args.format.as_deref() {
             None => CodebookFormat::Json,
             Some(name) => name.parse().map_err(|()| anyhow::anyhow!("--format must be json or csv with --codebook"))?,
         };
         return write_output(args.output.as_deref(), &epro_export::codebook(&layout, format));
-    }
-
-    let mut options = export_options(&args, &config)?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let store = Store::open(config.store_config(None)?).await?;
-        let result = export(&store, layout, &mut options, &args).await;
-        store.close().await;
-        result
-    })
+    };
+    export(store, layout, options, args).await
 }
 
 fn export_options(args: &ExportArgs, config: &Config) -> anyhow::Result<Options> {

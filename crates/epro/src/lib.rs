@@ -8,7 +8,9 @@
 //! - [`cli`]: subcommands and exit statuses; `main.rs` only dispatches.
 //! - [`config`]: the TOML file and its `EPRO_*` overrides.
 //! - [`telemetry`]: the log subscriber.
-//! - [`catalog`]: loads trials and forms from the trials directory.
+//! - [`catalog`]: reads trials and forms from the trials directory.
+//! - [`trials_cli`]: `epro trials import` and `list`; `serve` imports its
+//!   trials directory through it.
 //! - [`startup`]: builds the server, then runs it until shutdown.
 //! - [`server`]: the HTTP accept loop with its header timeout and drain.
 //! - [`escalation`]: the task that escalates alerts nobody acknowledged in
@@ -36,3 +38,4 @@ pub mod server;
 pub mod staff_cli;
 pub mod startup;
 pub mod telemetry;
+pub mod trials_cli;

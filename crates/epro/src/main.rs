@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config, listen } => serve(&config, listen),
         Command::Migrate { config } => migrate(&config),
+        Command::Trials { command } => epro::trials_cli::run(command),
         Command::Outbox { command } => epro::outbox_cli::run(command),
         Command::Staff { command } => epro::staff_cli::run(command),
         Command::Audit { command } => match epro::audit_cli::run(command) {
@@ -69,11 +70,13 @@ fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
 fn revalidate(config_path: &std::path::Path, scope: epro::revalidate::Scope) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     epro::telemetry::init(&config.telemetry)?;
-    let catalog = epro::catalog::load(&config.trials.directory)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let store = epro_store::Store::open(config.store_config(None)?).await?;
-        let result = epro::revalidate::run(&store, &catalog, &scope).await;
+        let result = match epro_http::catalog::LiveCatalog::load(&store).await {
+            Ok(catalog) => epro::revalidate::run(&store, &catalog.get(), &scope).await,
+            Err(error) => Err(error),
+        };
         store.close().await;
         let summary = result?;
         println!(

@@ -1,6 +1,7 @@
 //! Building and running the server. [`Application::build`] does everything
-//! that can fail before serving (load trials, open and migrate the
-//! database, open the sink, bind the ports) and reports the bound address;
+//! that can fail before serving (read the trials directory, open and migrate
+//! the database, import the trials into it and load the catalogue from it,
+//! open the sink, bind the ports) and reports the bound address;
 //! [`Application::run`] serves HTTP and runs the outbox relay and the alert
 //! escalation until the shutdown token fires, then drains them. The API tests use the same two
 //! steps.
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use epro_http::catalog::LiveCatalog;
 use epro_http::{AppState, Metrics, Settings};
 use epro_outbox::RelayConfig;
 use epro_store::Store;
@@ -21,10 +23,16 @@ use crate::catalog;
 use crate::config::Config;
 use crate::escalation::{self, EscalationConfig};
 use crate::server::{self, Drained, ServeOptions};
+use crate::trials_cli;
 
 /// How often histogram samples are moved into their buckets, so they cannot
 /// pile up in memory while `/metrics` is not scraped.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often each instance checks the store's catalogue generation, so that a
+/// form published or retired through another instance takes effect here
+/// within this time.
+const CATALOG_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long the operations listener waits for its connections at the very
 /// end of shutdown; its requests are short.
@@ -63,7 +71,9 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let started = std::time::Instant::now();
 
-        let catalog = catalog::load(&config.trials.directory)?;
+        // Read and check the directory before the database is touched, so that a
+        // bad trial never leaves a migrated schema behind.
+        let trial_sources = catalog::read(&config.trials.directory)?;
         let backend = config.backend()?;
         if let epro_store::Backend::Sqlite { path } = &backend {
             create_parent_dir(path)?;
@@ -78,6 +88,16 @@ impl Application {
         let store = Store::open(config.store_config(Some(metrics.recorder()))?)
             .await
             .with_context(|| format!("failed to open database {}", backend.location()))?;
+        let imported = trials_cli::import_read(&store, &config.trials.directory, &trial_sources).await?;
+        tracing::info!(
+            directory = %config.trials.directory.display(),
+            trials_created = imported.trials_created,
+            forms_published = imported.forms_published,
+            forms_unchanged = imported.forms_unchanged,
+            "Trials directory imported"
+        );
+        let catalog = LiveCatalog::load(&store).await.context("failed to load the trials from the database")?;
+        let loaded = catalog.get();
 
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -92,8 +112,8 @@ impl Application {
             None => None,
         };
 
-        let trial_count = catalog.trials().count();
-        let form_count: usize = catalog.trials().map(|trial| trial.forms.len()).sum();
+        let trial_count = loaded.trials().count();
+        let form_count: usize = loaded.trials().map(|trial| trial.forms.len()).sum();
         let metrics_address = ops_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         tracing::info!(
             address = %listener.local_addr()?,
@@ -120,7 +140,7 @@ impl Application {
             staff_token_days: config.auth.staff_token_days,
             admission: config.admission(),
         };
-        let state = AppState::new(Arc::new(catalog), store, settings, metrics);
+        let state = AppState::new(catalog, store, settings, metrics);
         Ok(Application {
             listener,
             ops_listener,
@@ -194,6 +214,8 @@ impl Application {
         ));
         let upkeep_stop = CancellationToken::new();
         let upkeep_task = tokio::spawn(run_metrics_upkeep(state.metrics.clone(), upkeep_stop.clone()));
+        let catalog_stop = CancellationToken::new();
+        let catalog_task = tokio::spawn(run_catalog_poll(state.clone(), catalog_stop.clone()));
 
         let stop_accepting = CancellationToken::new();
         let options = ServeOptions { header_read_timeout, drain_timeout: timing.drain_timeout };
@@ -260,6 +282,8 @@ impl Application {
         }
         upkeep_stop.cancel();
         upkeep_task.await.context("metrics upkeep panicked")?;
+        catalog_stop.cancel();
+        catalog_task.await.context("catalogue poll panicked")?;
 
         served?;
         relayed.context("outbox relay failed")
@@ -281,6 +305,24 @@ async fn run_metrics_upkeep(metrics: Metrics, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = interval.tick() => metrics.run_upkeep(),
+        }
+    }
+}
+
+/// Reloads the catalogue whenever the store's catalogue generation moves, checked
+/// every [`CATALOG_POLL_INTERVAL`] until `stop` is cancelled. A failed check is
+/// logged and tried again at the next tick, with the current catalogue kept.
+async fn run_catalog_poll(state: AppState, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(CATALOG_POLL_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {
+                if let Err(error) = state.live_catalog.refresh_if_changed(&state.store).await {
+                    tracing::warn!(error = %format!("{error:#}"), "Failed to refresh the catalogue");
+                }
+            }
         }
     }
 }

@@ -78,10 +78,12 @@ pub(crate) struct Extracted {
 
 impl Layout {
     /// Builds the layout of form `form_id` of `trial`, or `None` when the
-    /// trial has no such form.
+    /// trial has no such form. The current version leads; a form whose
+    /// versions are all retired is led by its last version, so its data stays
+    /// exportable.
     pub fn new(trial: &Trial, form_id: &str) -> Option<Layout> {
         let mut versions: Vec<PublishedForm> = trial.forms.iter().filter(|form| form.id == form_id).cloned().collect();
-        let current = versions.iter().position(|form| form.current)?;
+        let current = versions.iter().position(|form| form.current).or_else(|| versions.len().checked_sub(1))?;
         let current = versions.remove(current);
         versions.reverse();
         versions.insert(0, current);

@@ -171,9 +171,13 @@ pub struct PublishedForm {
     pub version: String,
     pub title: Localized,
     pub form: Form,
-    /// True for the version a submission gets when it names none: the last
-    /// one listed for this form id.
+    /// True for the version a submission gets when it names none: the newest
+    /// version of this form id that is not retired. A form whose versions are
+    /// all retired has none.
     pub current: bool,
+    /// When the version was retired: it takes no new submissions, but what
+    /// was stored for it stays readable. `None` while it is active.
+    pub retired_at: Option<time::OffsetDateTime>,
 }
 
 /// Reason [`Trial::form`] found no form.
@@ -282,6 +286,7 @@ impl Trial {
                     version: entry.version,
                     title,
                     form,
+                    retired_at: None,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -294,7 +299,8 @@ impl Trial {
     }
 
     /// Finds a form by id, and by version when one is given. Without a
-    /// version it returns the current one.
+    /// version it returns the current one, or the last version listed when
+    /// every version is retired, so that the caller can say when.
     ///
     /// # Errors
     ///
@@ -308,17 +314,27 @@ impl Trial {
         }
         let found = match version {
             Some(version) => versions.find(|form| form.version == version),
-            None => versions.find(|form| form.current),
+            None => {
+                let all: Vec<&PublishedForm> = versions.collect();
+                all.iter().find(|form| form.current).or(all.last()).copied()
+            }
         };
         found.ok_or(LookupError::UnknownVersion)
     }
 
-    /// Returns the current version of the trial's only form, or `None` when
-    /// the trial has several form ids.
+    /// Returns the active version a submission gets when it names none, or
+    /// `None` when the trial has no such form or every version is retired.
+    pub fn current_form(&self, form_id: &str) -> Option<&PublishedForm> {
+        self.forms.iter().find(|form| form.id == form_id && form.current)
+    }
+
+    /// Returns the current version of the trial's only form (its last
+    /// version when every one is retired), or `None` when the trial has
+    /// several form ids.
     pub fn single_form(&self) -> Option<&PublishedForm> {
         let first = self.forms.first()?;
         let one_id = self.forms.iter().all(|form| form.id == first.id);
-        if one_id { self.forms.iter().find(|form| form.current) } else { None }
+        if one_id { self.form(&first.id, None).ok() } else { None }
     }
 }
 
@@ -334,8 +350,9 @@ impl Catalog {
     /// # Errors
     ///
     /// Returns a message naming the first duplicate trial id, duplicate
-    /// (form id, version) pair, invalid id, or form id that does not have
-    /// exactly one current version.
+    /// (form id, version) pair, invalid id, retired version marked current,
+    /// or form id that does not have exactly one current version while it
+    /// has an active one.
     pub fn new(trials: Vec<Trial>) -> Result<Catalog, String> {
         let mut by_id = HashMap::new();
         for (position, trial) in trials.iter().enumerate() {
@@ -364,7 +381,15 @@ impl Catalog {
 fn check_trial_forms(trial: &Trial) -> Result<(), String> {
     let mut versions = HashSet::new();
     let mut current_count: HashMap<&str, usize> = HashMap::new();
+    let mut active_count: HashMap<&str, usize> = HashMap::new();
     for form in &trial.forms {
+        if form.current && form.retired_at.is_some() {
+            return Err(format!(
+                "trial {} marks retired form {} version {} as current",
+                trial.id, form.id, form.version
+            ));
+        }
+        *active_count.entry(form.id.as_str()).or_default() += usize::from(form.retired_at.is_none());
         if !is_valid_id(&form.id) || !is_valid_id(&form.version) {
             return Err(format!(
                 "trial {} has an invalid form id or version: \"{}\" version \"{}\"",
@@ -377,9 +402,10 @@ fn check_trial_forms(trial: &Trial) -> Result<(), String> {
         *current_count.entry(form.id.as_str()).or_default() += usize::from(form.current);
     }
     for (form_id, count) in current_count {
-        if count != 1 {
+        let expected = usize::from(active_count.get(form_id).is_some_and(|active| *active > 0));
+        if count != expected {
             return Err(format!(
-                "trial {} has {count} current versions of form {form_id}, expected exactly 1",
+                "trial {} has {count} current versions of form {form_id}, expected exactly {expected}",
                 trial.id
             ));
         }

@@ -104,6 +104,8 @@ pub enum Permission {
     EnrolPatients,
     /// Create staff accounts and issue or revoke their tokens.
     ManageStaff,
+    /// Read a trial's sites and form versions.
+    ViewTrials,
     /// Create trials and publish or retire forms.
     ManageTrials,
     /// Inspect and replay the outbox's dead letters.
@@ -112,7 +114,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order the role table in the README lists them.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::Submit,
         Permission::ReadSubmissions,
         Permission::ViewQueries,
@@ -125,6 +127,7 @@ impl Permission {
         Permission::Sign,
         Permission::EnrolPatients,
         Permission::ManageStaff,
+        Permission::ViewTrials,
         Permission::ManageTrials,
         Permission::ManageOutbox,
     ];
@@ -144,6 +147,7 @@ impl Permission {
             Permission::Sign => "sign",
             Permission::EnrolPatients => "enrol_patients",
             Permission::ManageStaff => "manage_staff",
+            Permission::ViewTrials => "view_trials",
             Permission::ManageTrials => "manage_trials",
             Permission::ManageOutbox => "manage_outbox",
         }
@@ -163,6 +167,9 @@ impl fmt::Display for Permission {
 /// investigator signs; monitor reads and changes nothing.
 pub fn role_permits(role: Role, permission: Permission) -> bool {
     use Permission as P;
+    if permission == P::ViewTrials {
+        return true;
+    }
     match role {
         Role::Admin => matches!(permission, P::ManageStaff | P::ManageTrials | P::ManageOutbox | P::ReadAudit),
         Role::DataManager => matches!(
@@ -413,7 +420,7 @@ pub(crate) fn require_known_trial(state: &AppState, principal: &Principal, trial
     if *principal == Principal::Anonymous {
         return Err(ApiError::Unauthorized);
     }
-    if state.catalog.trial(trial_id).is_none() {
+    if state.catalog().trial(trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id: trial_id.to_owned() });
     }
     Ok(())

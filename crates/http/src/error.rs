@@ -81,6 +81,22 @@ pub enum ApiError {
     SignatureCredentialInvalid(Vec<FieldError>),
     /// Only the latest version of a submission can be signed.
     SignatureVersionNotCurrent { version: u32, current_version: u32 },
+    /// A submission names a retired form version, and no version of the
+    /// form is active any more: the form was withdrawn.
+    FormVersionRetired { form_id: String, version: String, retired_at: time::OffsetDateTime },
+    /// A form document to publish does not load; every problem is listed
+    /// with its place in the document.
+    InvalidForm(Vec<FieldError>),
+    /// The form id and version are published with other content. A version
+    /// is never reused, retired or not.
+    FormVersionConflict { form_id: String, version: String },
+    /// The form version was retired before; a retirement is final.
+    FormVersionAlreadyRetired { form_id: String, version: String, retired_at: time::OffsetDateTime },
+    /// A trial with this id exists with another title, alert deadline or
+    /// site.
+    TrialConflict { trial_id: String },
+    /// The trial has a site with this id under another name.
+    SiteConflict { site_id: String },
     /// No route matches the path.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -148,6 +164,9 @@ pub enum Detail {
     Answer(Problem),
     /// A problem with an envelope field.
     Envelope(EnvelopeProblem),
+    /// A problem that loading a form document found. The forms library
+    /// reports it in English only.
+    FormNotice { message: String, line: Option<usize>, column: Option<usize> },
 }
 
 /// A problem with one field of the request envelope.
@@ -269,6 +288,19 @@ impl FieldError {
         match &self.detail {
             Detail::Answer(problem) => problem.code(),
             Detail::Envelope(problem) => problem.code(),
+            Detail::FormNotice { .. } => "form_error",
+        }
+    }
+
+    /// Builds a finding on a form document from a notice of the forms
+    /// library. `path` is the notice's JSONPath (FHIR) or key path (TOML),
+    /// empty for a syntax error, which has line and column instead.
+    pub fn form_notice(notice: &epro_forms::Notice) -> Self {
+        let path = if notice.path == "$" { String::new() } else { notice.path.clone() };
+        FieldError {
+            item: String::new(),
+            path,
+            detail: Detail::FormNotice { message: notice.message.clone(), line: notice.line, column: notice.column },
         }
     }
 }
@@ -337,6 +369,11 @@ impl ApiError {
             | ApiError::AlertNotFound
             | ApiError::VersionNotFound { .. }
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::FormVersionRetired { .. }
+            | ApiError::FormVersionConflict { .. }
+            | ApiError::FormVersionAlreadyRetired { .. }
+            | ApiError::TrialConflict { .. }
+            | ApiError::SiteConflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. }
             | ApiError::QueryUnchanged { .. }
@@ -347,9 +384,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Validation(_) | ApiError::InvalidFields(_) | ApiError::CorrectionReasonRequired(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::InvalidFields(_)
+            | ApiError::CorrectionReasonRequired(_)
+            | ApiError::InvalidForm(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::TimedOut { .. }
@@ -386,6 +424,12 @@ impl ApiError {
             ApiError::CorrectionConflict { .. } => "correction_conflict",
             ApiError::SignatureCredentialInvalid(_) => "signature_credential_invalid",
             ApiError::SignatureVersionNotCurrent { .. } => "signature_version_not_current",
+            ApiError::FormVersionRetired { .. } => "form_version_retired",
+            ApiError::InvalidForm(_) => "form_invalid",
+            ApiError::FormVersionConflict { .. } => "form_version_conflict",
+            ApiError::FormVersionAlreadyRetired { .. } => "form_version_already_retired",
+            ApiError::TrialConflict { .. } => "trial_conflict",
+            ApiError::SiteConflict { .. } => "site_conflict",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "submission_conflict",
@@ -436,7 +480,8 @@ impl ApiError {
             | ApiError::Validation(errors)
             | ApiError::InvalidFields(errors)
             | ApiError::CorrectionReasonRequired(errors)
-            | ApiError::SignatureCredentialInvalid(errors) => errors,
+            | ApiError::SignatureCredentialInvalid(errors)
+            | ApiError::InvalidForm(errors) => errors,
             _ => &[],
         }
     }

@@ -3,7 +3,7 @@
 //! the store's group commit. Endpoints differ only in how they parse their
 //! envelope and shape their reply.
 
-use epro_forms::{Checked, PublishedForm, Score, Severity};
+use epro_forms::{Checked, PublishedForm, Score, Severity, Trial};
 use epro_store::{NewAlert, NewQuery, NewSubmission, QueryRef, Receipt, SourceFormat, SubmitOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -55,7 +55,8 @@ pub struct QueryRefBody {
     pub query_id: String,
     /// The item's `linkId` (or the score's name) the query is about.
     pub item: String,
-    /// `rule_violated` or `score_mismatch`.
+    /// `rule_violated`, `score_mismatch`, or `stale_form_version` when the
+    /// submission named a retired version while a newer one is active.
     pub code: String,
     /// The rule's key or the score's name.
     pub rule: String,
@@ -97,7 +98,16 @@ pub struct Target<'a> {
 ///
 /// # Errors
 ///
-/// 404 for an unknown trial, form or version; 429 when the patient is over
+/// A submission that names a retired version is validated against that
+/// version. It is stored with a `stale_form_version` data query when the form
+/// has a newer active version, and rejected with 409 `form_version_retired`
+/// when the form has none. A submission that names no version gets the
+/// newest active one.
+///
+/// # Errors
+///
+/// 404 for an unknown trial, form or version; 409 for a version of a
+/// withdrawn form; 429 when the patient is over
 /// `http.rate_limit_per_patient_per_minute`; 422 with every finding when
 /// validation fails; 409 when the submission id is stored with other
 /// content; 503 when the store is full or shutting down.
@@ -110,7 +120,12 @@ pub async fn accept(
     received_at: OffsetDateTime,
     request_id: Option<String>,
 ) -> Result<(Disposition, ReceiptBody), ApiError> {
-    let published = find_form(state, target, intake.form_version.as_deref())?;
+    let catalog = state.catalog();
+    let trial = catalog
+        .trial(target.trial_id)
+        .ok_or_else(|| ApiError::UnknownTrial { trial_id: target.trial_id.to_owned() })?;
+    let published = find_form(trial, target, intake.form_version.as_deref())?;
+    let stale = stale_version(trial, published)?;
     let actor = auth::authorize_submission(state, principal, target.trial_id, &intake.patient_id).await?;
     // After the lookup, so that only real trials become keys of the limiter.
     state.admission.check_patient(target.trial_id, &intake.patient_id)?;
@@ -151,8 +166,9 @@ pub async fn accept(
         return Err(ApiError::Validation(errors));
     }
 
-    let queries = new_queries(querying);
-    let due_at = alert_due_at(state, target.trial_id, received_at)?;
+    let mut queries = new_queries(querying);
+    queries.extend(stale);
+    let due_at = alert_due_at(trial, received_at)?;
     let alerts = alerts
         .into_iter()
         .map(|alert| NewAlert { rule: alert.rule, severity: alert.severity, items: alert.items, due_at })
@@ -193,13 +209,47 @@ pub async fn accept(
 
 /// Returns when an alert raised now escalates: `received_at` plus the trial's
 /// acknowledgement deadline (`[alerts]` in its trial file).
-fn alert_due_at(state: &AppState, trial_id: &str, received_at: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
-    let trial =
-        state.catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
+fn alert_due_at(trial: &Trial, received_at: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
     let deadline = trial.alerts.acknowledge_within;
     received_at
         .checked_add(time::Duration::try_from(deadline).map_err(|error| anyhow::anyhow!("alert deadline: {error}"))?)
-        .ok_or_else(|| anyhow::anyhow!("alert deadline of trial {trial_id} overflows the date range").into())
+        .ok_or_else(|| anyhow::anyhow!("alert deadline of trial {} overflows the date range", trial.id).into())
+}
+
+/// Code of the data query raised on a submission that names a retired form
+/// version while a newer version of the form is active.
+pub(crate) const STALE_FORM_VERSION: &str = "stale_form_version";
+
+/// Decides what a submission for `published` needs because of retirement:
+/// nothing for an active version, a `stale_form_version` query for a retired
+/// version of a form that has a newer active one, and 409 for a version of a
+/// form that has no active version left.
+fn stale_version(trial: &Trial, published: &PublishedForm) -> Result<Option<NewQuery>, ApiError> {
+    let Some(retired_at) = published.retired_at else {
+        return Ok(None);
+    };
+    let Some(current) = trial.current_form(&published.id) else {
+        return Err(ApiError::FormVersionRetired {
+            form_id: published.id.clone(),
+            version: published.version.clone(),
+            retired_at,
+        });
+    };
+    let retired_at = retired_at
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|error| anyhow::anyhow!("failed to format a retirement time: {error}"))?;
+    let params = serde_json::json!({
+        "version": published.version,
+        "retiredAt": retired_at,
+        "currentVersion": current.version,
+    });
+    Ok(Some(NewQuery {
+        item: String::new(),
+        code: STALE_FORM_VERSION.to_owned(),
+        rule: String::new(),
+        params: params.to_string(),
+    }))
 }
 
 /// Turns findings into data queries to store, each with its code, rule and
@@ -266,16 +316,7 @@ pub fn scores_json(scores: &[Score]) -> String {
     serde_json::Value::Array(scores).to_string()
 }
 
-fn find_form<'a>(
-    state: &'a AppState,
-    target: Target<'_>,
-    version: Option<&str>,
-) -> Result<&'a PublishedForm, ApiError> {
-    let trial = state
-        .catalog
-        .trial(target.trial_id)
-        .ok_or_else(|| ApiError::UnknownTrial { trial_id: target.trial_id.to_owned() })?;
-
+fn find_form<'a>(trial: &'a Trial, target: Target<'_>, version: Option<&str>) -> Result<&'a PublishedForm, ApiError> {
     let Some(form_id) = target.form_id else {
         return trial.single_form().ok_or_else(|| {
             let mut form_ids: Vec<String> = trial.forms.iter().map(|form| form.id.clone()).collect();

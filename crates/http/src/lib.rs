@@ -14,7 +14,11 @@
 //!   [`openapi()`] builds the OpenAPI document from the same list of routes.
 //! - `routes/`: one module per resource (`submissions`, `corrections` for
 //!   versions and signatures, `collection` for the seed-compatible endpoint,
-//!   `queries`, `alerts`, `outbox`, `audit`, `export`, `health`, `metrics`).
+//!   `queries`, `alerts`, `outbox`, `audit`, `export`, `trials`, `staff`,
+//!   `patients`, `health`, `metrics`).
+//! - [`catalog`]: the runtime catalogue of trials and forms, loaded from the
+//!   store and reloaded when it changes.
+//! - [`auth`]: principals, the `Authenticator` trait and the role table.
 //! - `envelope`: the three request envelopes, parsed into an `Intake`.
 //! - `intake`: the shared pipeline, lookup → validate → store.
 //! - `body`: content type, streamed size limit, JSON nesting limit.
@@ -27,6 +31,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod language;
 pub mod metrics;
@@ -114,6 +119,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::staff::me))
         .routes(routes!(routes::patients::enrol, routes::patients::list))
         .routes(routes!(routes::patients::issue_token, routes::patients::revoke_tokens))
+        .routes(routes!(routes::trials::list, routes::trials::create))
+        .routes(routes!(routes::trials::get))
+        .routes(routes!(routes::trials::add_site))
+        .routes(routes!(routes::trials::publish))
+        .routes(routes!(routes::trials::retire))
         .routes(routes!(openapi::serve))
         .merge(ops_routes())
 }

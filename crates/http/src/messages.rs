@@ -138,6 +138,47 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         (ApiError::SignatureVersionNotCurrent { version, current_version }, ZhCn) => format!(
             "版本 {version} 不是当前版本，因此未签名：当前版本为 {current_version}。请审阅版本 {current_version} 并对其签名。"
         ),
+        (ApiError::FormVersionRetired { form_id, version, retired_at }, En) => format!(
+            "Form \"{form_id}\" version \"{version}\" was retired at {} and the form has no active version, so it takes no new submissions; nothing was stored. Contact the study team.",
+            rfc3339_at(*retired_at)
+        ),
+        (ApiError::FormVersionRetired { form_id, version, retired_at }, ZhCn) => format!(
+            "表单“{form_id}”的版本“{version}”已于 {} 停用，且该表单没有仍在使用的版本，不再接收新的提交，本次未保存任何数据。请联系研究团队。",
+            rfc3339_at(*retired_at)
+        ),
+        (ApiError::InvalidForm(errors), En) => format!(
+            "The form was not published: it has {} problem(s); see errors for each one with its place in the document.",
+            errors.len()
+        ),
+        (ApiError::InvalidForm(errors), ZhCn) => {
+            format!("表单未发布：共有 {} 处问题，详见 errors 中的逐项说明及其在文档中的位置。", errors.len())
+        }
+        (ApiError::FormVersionConflict { form_id, version }, En) => format!(
+            "Form \"{form_id}\" version \"{version}\" is already published with different content, and a published version never changes; nothing was changed. Publish the changed form as a new version."
+        ),
+        (ApiError::FormVersionConflict { form_id, version }, ZhCn) => format!(
+            "表单“{form_id}”的版本“{version}”已以不同的内容发布，已发布的版本不可更改，本次未做任何更改。请将修改后的表单作为新版本发布。"
+        ),
+        (ApiError::FormVersionAlreadyRetired { form_id, version, retired_at }, En) => format!(
+            "Form \"{form_id}\" version \"{version}\" was already retired at {}; a retirement is final and nothing was changed.",
+            rfc3339_at(*retired_at)
+        ),
+        (ApiError::FormVersionAlreadyRetired { form_id, version, retired_at }, ZhCn) => format!(
+            "表单“{form_id}”的版本“{version}”已于 {} 停用。停用不可撤销，本次未做任何更改。",
+            rfc3339_at(*retired_at)
+        ),
+        (ApiError::TrialConflict { trial_id }, En) => format!(
+            "Trial \"{trial_id}\" already exists with a different title, alert deadline or sites; nothing was changed. Read the trial, and add sites with POST /v1/trials/{trial_id}/sites."
+        ),
+        (ApiError::TrialConflict { trial_id }, ZhCn) => format!(
+            "试验“{trial_id}”已存在，但标题、警报确认时限或研究中心不同，本次未做任何更改。请先查看该试验；新增研究中心请使用 POST /v1/trials/{trial_id}/sites。"
+        ),
+        (ApiError::SiteConflict { site_id }, En) => format!(
+            "Site \"{site_id}\" already exists in this trial under a different name; nothing was changed. Use a new siteId for a new site."
+        ),
+        (ApiError::SiteConflict { site_id }, ZhCn) => format!(
+            "本试验中已有 id 为“{site_id}”但名称不同的研究中心，本次未做任何更改。新的研究中心请使用新的 siteId。"
+        ),
         (ApiError::RouteNotFound, En) => "No endpoint has this path. Check the URL.".to_owned(),
         (ApiError::RouteNotFound, ZhCn) => "不存在此路径的接口。请检查 URL。".to_owned(),
         (ApiError::MethodNotAllowed, En) => "This endpoint does not accept this HTTP method.".to_owned(),
@@ -238,6 +279,9 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
 /// Renders the text of a stored data query from its code and parameters.
 pub fn query_message(language: Language, item: &str, code: &str, params: &str) -> String {
     let params = serde_json::from_str(params).unwrap_or(serde_json::Value::Null);
+    if code == crate::intake::STALE_FORM_VERSION {
+        return stale_version_message(language, &params);
+    }
     match crate::query_params::decode(code, &params) {
         Some(problem) => answer_message(language, item, &problem),
         None => match language {
@@ -264,11 +308,64 @@ fn rfc3339(instant: Option<time::OffsetDateTime>) -> Option<String> {
     instant?.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Formats an instant in RFC 3339, UTC, for a message.
+fn rfc3339_at(instant: time::OffsetDateTime) -> String {
+    rfc3339(Some(instant.to_offset(time::UtcOffset::UTC))).unwrap_or_else(|| instant.to_string())
+}
+
 /// Renders the message of one field-level finding.
 pub fn field_message(language: Language, field: &FieldError) -> String {
     match &field.detail {
         Detail::Answer(problem) => answer_message(language, &field.item, problem),
         Detail::Envelope(problem) => envelope_message(language, &field.item, problem),
+        Detail::FormNotice { message, line, column } => {
+            form_notice_message(language, &field.path, message, *line, *column)
+        }
+    }
+}
+
+/// Renders a problem of a form document. The forms library words its problems
+/// in English only, so the Chinese text gives the place in Chinese and quotes the
+/// English detail.
+fn form_notice_message(
+    language: Language,
+    path: &str,
+    message: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> String {
+    match (language, line, column) {
+        (Language::En, Some(line), Some(column)) => {
+            format!("Line {line}, column {column} of the form: {message}. Fix the document and publish it again.")
+        }
+        (Language::ZhCn, Some(line), Some(column)) => {
+            format!("表单第 {line} 行第 {column} 列有误（英文说明：{message}）。请修正文档后重新发布。")
+        }
+        (Language::En, ..) if path.is_empty() => {
+            format!("The form: {message}. Fix the document and publish it again.")
+        }
+        (Language::ZhCn, ..) if path.is_empty() => {
+            format!("表单有误（英文说明：{message}）。请修正文档后重新发布。")
+        }
+        (Language::En, ..) => format!("At {path} of the form: {message}. Fix the document and publish it again."),
+        (Language::ZhCn, ..) => {
+            format!("表单中 {path} 处有误（英文说明：{message}）。请修正文档后重新发布。")
+        }
+    }
+}
+
+/// Renders the text of a `stale_form_version` query, raised when a submission
+/// named a retired version while a newer one was active.
+fn stale_version_message(language: Language, params: &serde_json::Value) -> String {
+    let text = |key: &str| params.get(key).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    let (version, retired_at, current) = (text("version"), text("retiredAt"), text("currentVersion"));
+    match language {
+        Language::En => format!(
+            "The app sent this submission for form version \"{version}\", which was retired at {retired_at}; the current version is \"{current}\". It was validated against version \"{version}\" and stored. Check the answers against the current version, and ask the site to update the patient's app."
+        ),
+        Language::ZhCn => format!(
+            "应用按表单版本“{version}”发送了本次提交，该版本已于 {retired_at} 停用，当前版本为“{current}”。本次提交已按版本“{version}”校验并保存。请对照当前版本核查答案，并请研究中心更新患者的应用。"
+        ),
     }
 }
 

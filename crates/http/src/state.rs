@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use epro_forms::Catalog;
+
+use crate::catalog::LiveCatalog;
 use epro_store::Store;
 
 use crate::admission::{Admission, AdmissionSettings, Limit};
@@ -29,7 +31,9 @@ impl std::ops::Deref for AppState {
 
 /// The parts [`AppState`] shares, read through its `Deref`.
 pub struct SharedState {
-    pub catalog: Arc<Catalog>,
+    /// The trials and forms, reloaded when they change; read it through
+    /// [`SharedState::catalog`].
+    pub live_catalog: Arc<LiveCatalog>,
     pub store: Store,
     pub settings: Arc<Settings>,
     pub lifecycle: Arc<Lifecycle>,
@@ -69,9 +73,11 @@ pub struct Settings {
 }
 
 impl AppState {
-    /// Creates the state of one application. `metrics` should be the
-    /// recorder the store was opened with, so that `/metrics` shows both.
-    pub fn new(catalog: Arc<Catalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
+    /// Creates the state of one application. `catalog` is a [`LiveCatalog`]
+    /// loaded from the store, or an `Arc<Catalog>` built by hand, which never
+    /// reloads. `metrics` should be the recorder the store was opened with, so
+    /// that `/metrics` shows both.
+    pub fn new(catalog: impl Into<LiveCatalog>, store: Store, settings: Settings, metrics: Metrics) -> AppState {
         let authenticator: SharedAuthenticator = Arc::new(TokenAuthenticator::new(store.clone()));
         AppState::with_authenticator(catalog, store, settings, metrics, authenticator)
     }
@@ -79,7 +85,7 @@ impl AppState {
     /// Creates the state of one application that authenticates bearer tokens with
     /// `authenticator` instead of epro's own tokens.
     pub fn with_authenticator(
-        catalog: Arc<Catalog>,
+        catalog: impl Into<LiveCatalog>,
         store: Store,
         settings: Settings,
         metrics: Metrics,
@@ -88,7 +94,7 @@ impl AppState {
         let admission = Arc::new(Admission::new(settings.admission.clone()));
         AppState(Arc::new(SharedState {
             authenticator,
-            catalog,
+            live_catalog: Arc::new(catalog.into()),
             store,
             settings: Arc::new(settings),
             lifecycle: Arc::new(Lifecycle::default()),
@@ -111,6 +117,14 @@ impl AppState {
                 "Requests rejected by an admission limit"
             );
         }
+    }
+}
+
+impl SharedState {
+    /// Returns the catalogue as it is now. Hold the returned value for the
+    /// whole request, so that it sees one catalogue even if a reload swaps it.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.live_catalog.get()
     }
 }
 

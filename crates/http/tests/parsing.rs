@@ -275,6 +275,7 @@ fn demo_catalog() -> Catalog {
                 title: entry.title.clone().unwrap_or_else(|| trial_file.title.clone()),
                 form,
                 current: true,
+                retired_at: None,
             }
         })
         .collect();

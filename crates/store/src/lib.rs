@@ -80,6 +80,7 @@
 
 mod access;
 mod audit;
+mod catalog;
 mod columns;
 mod metrics;
 mod model;
@@ -94,6 +95,7 @@ pub use access::{
     PATIENT_ENROLLED, PATIENT_TOKEN_ISSUED, PATIENT_TOKENS_REVOKED, STAFF_CREATED, STAFF_TOKEN_ISSUED,
     STAFF_TOKENS_REVOKED,
 };
+pub use catalog::{FORM_PUBLISHED, FORM_RETIRED, SITE_ADDED, TRIAL_CREATED};
 pub use metrics::SharedRecorder;
 pub use model::{
     AccessChange, AccessOutcome, AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus,
@@ -104,6 +106,10 @@ pub use model::{
     QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Receipt, ReplaySelection, Revalidation, RevalidationOutcome,
     Role, RoleGrant, RowKey, SignOutcome, Signature, SourceFormat, StaffMember, StoreError, StoreStats,
     StoredSubmission, SubmissionHistory, SubmissionStatus, SubmissionVersion, SubmitOutcome, TokenDigest,
+};
+pub use model::{
+    CatalogSnapshot, FormRetirement, FormSourceFormat, FormVersion, NewFormVersion, NewSite, NewTrial, PublishOutcome,
+    RetireOutcome, Retirement, SiteAddition, SiteOutcome, StoredSite, StoredTrial, TrialOutcome,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Backend, Store, StoreConfig};

@@ -14,6 +14,7 @@ mod audit;
 mod corrections;
 mod export;
 mod queries;
+mod trials;
 
 pub use access::{
     AccessChange, AccessOutcome, ChangeOrigin, Credential, Enrolment, EnrolmentFilter, GrantScope, NewToken, Role,
@@ -31,6 +32,10 @@ pub(crate) use export::{Key, Mark};
 pub use queries::{
     DataQuery, NewQuery, QueryFilter, QueryOrigin, QueryRef, QueryStatus, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome,
+};
+pub use trials::{
+    CatalogSnapshot, FormRetirement, FormSourceFormat, FormVersion, NewFormVersion, NewSite, NewTrial, PublishOutcome,
+    RetireOutcome, Retirement, SiteAddition, SiteOutcome, StoredSite, StoredTrial, TrialOutcome,
 };
 
 use std::fmt;

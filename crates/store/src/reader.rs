@@ -12,6 +12,7 @@ mod audit;
 mod corrections;
 mod export;
 mod queries;
+pub(crate) mod trials;
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row};

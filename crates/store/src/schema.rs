@@ -36,6 +36,7 @@ const MIGRATION_SCRIPTS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_alerts.sql"),
     include_str!("../migrations/sqlite/0008_access.sql"),
     include_str!("../migrations/sqlite/0009_corrections.sql"),
+    include_str!("../migrations/sqlite/0010_trials.sql"),
 ];
 
 /// Number of migrations embedded in this build. A database opened by this build has

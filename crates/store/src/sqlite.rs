@@ -28,9 +28,13 @@ use crate::model::{
     RevalidationOutcome, SignOutcome, StaffMember, StoreError, StoredSubmission, SubmissionHistory, SubmitOutcome,
     TokenDigest,
 };
+use crate::model::{
+    CatalogSnapshot, FormRetirement, NewFormVersion, NewTrial, PublishOutcome, RetireOutcome, SiteAddition,
+    SiteOutcome, TrialOutcome,
+};
 use crate::reader::{self, SubmissionPage};
 use crate::schema;
-use crate::writer::{Command, Shared, Writer};
+use crate::writer::{CatalogOutcome, CatalogWrite, Command, Shared, Writer};
 
 /// How long a read waits for a free pooled connection.
 const READ_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -371,6 +375,50 @@ impl SqliteStore {
         self.read(move |connection| reader::staff_members(connection, staff_id.as_deref(), now)).await
     }
 
+    pub(crate) async fn create_trial(&self, trial: NewTrial) -> Result<TrialOutcome, StoreError> {
+        match self.catalog_write(CatalogWrite::CreateTrial(trial)).await? {
+            CatalogOutcome::Trial(outcome) => Ok(outcome),
+            _ => Err(outcome_mismatch()),
+        }
+    }
+
+    pub(crate) async fn add_site(&self, addition: SiteAddition) -> Result<SiteOutcome, StoreError> {
+        match self.catalog_write(CatalogWrite::AddSite(addition)).await? {
+            CatalogOutcome::Site(outcome) => Ok(outcome),
+            _ => Err(outcome_mismatch()),
+        }
+    }
+
+    pub(crate) async fn publish_form(&self, form: NewFormVersion) -> Result<PublishOutcome, StoreError> {
+        match self.catalog_write(CatalogWrite::Publish(form)).await? {
+            CatalogOutcome::Publish(outcome) => Ok(outcome),
+            _ => Err(outcome_mismatch()),
+        }
+    }
+
+    pub(crate) async fn retire_form(&self, retirement: FormRetirement) -> Result<RetireOutcome, StoreError> {
+        match self.catalog_write(CatalogWrite::Retire(retirement)).await? {
+            CatalogOutcome::Retire(outcome) => Ok(outcome),
+            _ => Err(outcome_mismatch()),
+        }
+    }
+
+    pub(crate) async fn catalog_generation(&self) -> Result<i64, StoreError> {
+        self.read(reader::trials::catalog_generation).await
+    }
+
+    pub(crate) async fn catalog_snapshot(&self) -> Result<CatalogSnapshot, StoreError> {
+        self.read(reader::trials::catalog_snapshot).await
+    }
+
+    /// Sends a catalogue write to the writer, waiting for queue space: catalogue
+    /// writes are rare, and an import at startup must not fail under load.
+    async fn catalog_write(&self, write: CatalogWrite) -> Result<CatalogOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Catalog { write: Box::new(write), reply }).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
     /// Returns the number of commands queued for the writer and not yet taken into a
     /// batch, including outbox updates waiting for queue space.
     pub(crate) fn queue_depth(&self) -> usize {
@@ -446,4 +494,8 @@ fn build_read_pool(path: &Path, size: u32) -> anyhow::Result<Pool<SqliteConnecti
 
 fn writer_stopped() -> StoreError {
     StoreError::Internal(anyhow!("store writer thread has stopped"))
+}
+
+fn outcome_mismatch() -> StoreError {
+    StoreError::Internal(anyhow!("the writer answered a catalogue write with the outcome of another write"))
 }

@@ -5,7 +5,8 @@
 //!
 //! The methods for data queries and revalidation are in `store::rules`, those of
 //! exports in `store::export`, alerts in `store::alerts`, the audit trail in
-//! `store::audit`, and corrections and signatures in `store::corrections`.
+//! `store::audit`, corrections and signatures in `store::corrections`, staff and
+//! enrolments in `store::access`, and the trial catalogue in `store::trials`.
 
 mod access;
 mod alerts;
@@ -13,6 +14,7 @@ mod audit;
 mod corrections;
 mod export;
 mod rules;
+mod trials;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -20,8 +20,9 @@
 //! (delivery marks), `queries` (raising data queries and changing their status),
 //! `alerts` (raising, acknowledging and escalating alerts), `revalidation` (derived
 //! records), `export` (the audit row of an export), `access` (staff accounts,
-//! enrolments and their tokens) and `corrections` (new versions of
-//! a submission and signatures).
+//! enrolments and their tokens), `corrections` (new versions of
+//! a submission and signatures) and `trials` (the trial catalogue: trials, sites,
+//! form versions).
 
 mod access;
 mod alerts;
@@ -31,6 +32,7 @@ mod outbox;
 mod queries;
 mod revalidation;
 mod submission;
+mod trials;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -45,6 +47,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub(crate) use self::alerts::{SYSTEM_ACTOR, escalated_payload};
 pub(crate) use self::corrections::corrected_payload;
 pub(crate) use self::outbox::{MAX_LAST_ERROR_BYTES, truncate_at_char_boundary};
+pub(crate) use self::trials::{CatalogOutcome, CatalogWrite};
 use crate::audit::{AuditEntry, GENESIS_HASH, format_audit_time, link_hash};
 use crate::metrics::WriterMetrics;
 use crate::model::{
@@ -154,6 +157,10 @@ pub(crate) enum Command {
     Sign {
         signature: Box<NewSignature>,
         reply: oneshot::Sender<Result<SignOutcome, StoreError>>,
+    },
+    Catalog {
+        write: Box<CatalogWrite>,
+        reply: oneshot::Sender<Result<CatalogOutcome, StoreError>>,
     },
 }
 
@@ -270,6 +277,7 @@ enum Pending {
     Access(Reply<AccessOutcome>),
     Correction(Reply<CorrectionOutcome>),
     Signature(Reply<SignOutcome>),
+    Catalog(Reply<CatalogOutcome>),
 }
 
 impl Pending {
@@ -287,6 +295,7 @@ impl Pending {
             Pending::Access(reply) => reply.result.is_ok(),
             Pending::Correction(reply) => reply.result.is_ok(),
             Pending::Signature(reply) => reply.result.is_ok(),
+            Pending::Catalog(reply) => reply.result.is_ok(),
         }
     }
 
@@ -308,6 +317,7 @@ impl Pending {
             Pending::Access(reply) => reply.send(),
             Pending::Correction(reply) => reply.send(),
             Pending::Signature(reply) => reply.send(),
+            Pending::Catalog(reply) => reply.send(),
         }
     }
 
@@ -325,6 +335,7 @@ impl Pending {
             Pending::Access(reply) => reply.fail(reason),
             Pending::Correction(reply) => reply.fail(reason),
             Pending::Signature(reply) => reply.fail(reason),
+            Pending::Catalog(reply) => reply.fail(reason),
         }
     }
 }
@@ -347,6 +358,7 @@ impl Command {
             Command::ChangeAccess { reply, .. } => Pending::Access(Reply::skipped(reply)),
             Command::Correct { reply, .. } => Pending::Correction(Reply::skipped(reply)),
             Command::Sign { reply, .. } => Pending::Signature(Reply::skipped(reply)),
+            Command::Catalog { reply, .. } => Pending::Catalog(Reply::skipped(reply)),
         }
     }
 }
@@ -476,6 +488,11 @@ impl Writer {
                         corrections::sign(connection, &signature, now)
                     });
                     Pending::Signature(Reply::new(reply, result))
+                }
+                Command::Catalog { write, reply } => {
+                    let result =
+                        in_savepoint(&mut transaction, &mut abort, |connection| trials::apply(connection, &write, now));
+                    Pending::Catalog(Reply::new(reply, result))
                 }
             };
             pending.push(entry);

@@ -302,9 +302,11 @@ async fn audit_chain_intact_after_corrections() {
 
     assert_eq!(status, 0, "intact chain: {stdout} {stderr}");
     let report: Value = serde_json::from_str(&stdout).expect("verify prints JSON");
-    // The test app's staff account and the enrolment before signing add two rows.
-    let expected = "staff created, submission created, enrolled, applied, corrected, voided, corrected, applied";
-    assert_eq!(report["entries"], 8, "{expected}: {report}");
+    // The import of the test trials, the test app's staff account and the
+    // enrolment before signing add rows of their own.
+    let expected =
+        "imported, staff created, submission created, enrolled, applied, corrected, voided, corrected, applied";
+    assert_eq!(report["entries"], crate::audit::IMPORT_ROWS + 8, "{expected}: {report}");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 /// The token of the `ops` staff account every test app starts with: admin, data
-/// manager of both trials and investigator at site-01 of both.
+/// manager of both trials (and of `t1`) and investigator at site-01 of both.
 pub const OPERATOR_TOKEN: &str = "epro_s_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// The site every helper enrols patients into.
@@ -103,6 +103,21 @@ escalation_interval_seconds = 1
     .unwrap();
 
     let config = Config::load(&config_path).expect("test configuration must load");
+    let (address, shutdown, server) = start(config).await;
+
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        dir: Some(dir),
+        database: Some(database),
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// Builds and runs an application from `config` on a thread of its own, and
+/// returns its address once it is bound.
+async fn start(config: Config) -> (String, CancellationToken, std::thread::JoinHandle<anyhow::Result<()>>) {
     let shutdown = CancellationToken::new();
     let (address_sender, address_receiver) = tokio::sync::oneshot::channel();
     let server = std::thread::spawn({
@@ -118,15 +133,7 @@ escalation_interval_seconds = 1
         }
     });
     let address = format!("http://{}", address_receiver.await.expect("the server thread ended before binding"));
-
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        dir: Some(dir),
-        database: Some(database),
-        shutdown,
-        server: Some(server),
-    }
+    (address, shutdown, server)
 }
 
 /// Creates the `ops` staff account whose token is [`OPERATOR_TOKEN`].
@@ -141,6 +148,8 @@ async fn create_ops_account(store: &epro_store::Store) {
         grant(Role::Admin, None, None),
         grant(Role::DataManager, Some("demo"), None),
         grant(Role::DataManager, Some("fixtures"), None),
+        // The trial that the trial management tests create over the API.
+        grant(Role::DataManager, Some("t1"), None),
         grant(Role::Investigator, Some("demo"), Some(SITE)),
         grant(Role::Investigator, Some("fixtures"), Some(SITE)),
     ];
@@ -157,7 +166,8 @@ async fn create_ops_account(store: &epro_store::Store) {
     };
     let origin = ChangeOrigin { actor: "test".to_owned(), request_id: None };
     let outcome = store.change_access(change, origin).await.expect("the ops account must be created");
-    assert_eq!(outcome, AccessOutcome::Done);
+    // A second application on the same database finds the account there.
+    assert!(matches!(outcome, AccessOutcome::Done | AccessOutcome::AlreadyExists), "{outcome:?}");
 }
 
 /// The database of one test app: a SQLite file in its directory, or, when
@@ -289,6 +299,15 @@ fn init_test_logs() {
 }
 
 impl TestApp {
+    /// Starts a second instance with this app's configuration, so on the same
+    /// database, as another server of a deployment would run. It stops when
+    /// dropped; this app keeps the directory and the database.
+    pub async fn spawn_second_instance(&self) -> TestApp {
+        let config = Config::load(&self.dir().join("epro.toml")).expect("test configuration must load");
+        let (address, shutdown, server) = start(config).await;
+        TestApp { address, client: reqwest::Client::new(), dir: None, database: None, shutdown, server: Some(server) }
+    }
+
     /// The temporary directory holding the configuration, trials and data.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("the directory lives as long as the app").path()

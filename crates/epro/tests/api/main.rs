@@ -13,3 +13,4 @@ mod read;
 mod rules;
 mod seed;
 mod submit;
+mod trials;

@@ -280,3 +280,32 @@ fn catalog_rejects_duplicate_form_version() {
     let error = Catalog::new(vec![trial]).expect_err("duplicate version");
     assert_eq!(error, "trial diary-study lists form diary version 1 twice");
 }
+
+#[test]
+fn catalog_accepts_form_with_every_version_retired() {
+    let mut trial = build(parse_trial_file(TWO_VERSIONS).expect("valid"));
+    let retired_at = time::macros::datetime!(2026-12-01 09:00 UTC);
+    for published in trial.forms.iter_mut().filter(|published| published.id == "diary") {
+        published.current = false;
+        published.retired_at = Some(retired_at);
+    }
+
+    let catalog = Catalog::new(vec![trial]).expect("a withdrawn form is valid");
+
+    let trial = catalog.trial("diary-study").expect("trial");
+    assert!(trial.current_form("diary").is_none());
+    let fallback = trial.form("diary", None).expect("the last version stands in");
+    assert_eq!(fallback.version, "2");
+    assert_eq!(fallback.retired_at, Some(retired_at));
+}
+
+#[test]
+fn catalog_rejects_retired_current_version() {
+    let mut trial = build(parse_trial_file(TWO_VERSIONS).expect("valid"));
+    let last = trial.forms.iter_mut().rfind(|published| published.id == "diary").expect("diary");
+    last.retired_at = Some(time::macros::datetime!(2026-12-01 09:00 UTC));
+
+    let error = Catalog::new(vec![trial]).expect_err("a retired version cannot be current");
+
+    assert_eq!(error, "trial diary-study marks retired form diary version 2 as current");
+}

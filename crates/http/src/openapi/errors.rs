@@ -134,6 +134,7 @@ fn knows_submission_id(error: &ApiError) -> bool {
         ApiError::UnknownTrial { .. }
             | ApiError::UnknownForm { .. }
             | ApiError::UnknownVersion { .. }
+            | ApiError::FormVersionRetired { .. }
             | ApiError::RateLimited { limit: Limit::RatePatient, .. }
             | ApiError::Validation(_)
             | ApiError::Conflict { .. }
@@ -196,6 +197,21 @@ fn when(error: &ApiError) -> &'static str {
         ApiError::SignatureVersionNotCurrent { .. } => {
             "Only the latest version can be signed; the message names it. Nothing was signed."
         }
+        ApiError::FormVersionRetired { .. } => {
+            "The submission names a retired form version and the form has no active version left (it was \
+             withdrawn); nothing stored. A version retired while a newer one is active is stored with a \
+             `stale_form_version` data query instead."
+        }
+        ApiError::InvalidForm(_) => {
+            "The form document to publish does not load; nothing published and `errors` lists every problem."
+        }
+        ApiError::FormVersionConflict { .. } => {
+            "The form id and version are published with other content; a version is never reused. Publish a \
+             new version."
+        }
+        ApiError::FormVersionAlreadyRetired { .. } => "The form version was retired before; a retirement is final.",
+        ApiError::TrialConflict { .. } => "A trial with this id exists with another title, alert deadline or sites.",
+        ApiError::SiteConflict { .. } => "The trial has a site with this id under another name.",
         ApiError::RouteNotFound => "No endpoint has this path.",
         ApiError::MethodNotAllowed => "The endpoint does not take this HTTP method.",
         ApiError::Conflict { .. } => {
@@ -261,6 +277,12 @@ fn catalogue() -> Vec<ApiError> {
         correction_conflict(),
         signature_credential_invalid(),
         signature_version_not_current(),
+        form_version_retired(),
+        invalid_form(),
+        form_version_conflict(),
+        form_version_already_retired(),
+        trial_conflict(),
+        site_conflict(),
         ApiError::PayloadTooLarge { max_bytes: 1_048_576 },
         ApiError::UnsupportedMediaType { accepted: SUBMISSION_MEDIA_TYPES },
         ApiError::UnsupportedContentEncoding,
@@ -299,6 +321,7 @@ pub(crate) fn submission_errors(accepted: &'static [&'static str], invalid: Vec<
         unknown_trial(),
         unknown_form(),
         unknown_version(),
+        form_version_retired(),
         ApiError::RateLimited { limit: Limit::RatePatient, retry_after_seconds: 12 },
         validation(),
         conflict(),
@@ -351,6 +374,48 @@ pub(crate) fn signature_credential_invalid() -> ApiError {
 
 pub(crate) fn signature_version_not_current() -> ApiError {
     ApiError::SignatureVersionNotCurrent { version: 1, current_version: 2 }
+}
+
+/// The instant of the examples of retired versions.
+const EXAMPLE_RETIRED_AT: time::OffsetDateTime = time::macros::datetime!(2026-11-30 08:00 UTC);
+
+pub(crate) fn form_version_retired() -> ApiError {
+    ApiError::FormVersionRetired { form_id: "phq9".to_owned(), version: "1".to_owned(), retired_at: EXAMPLE_RETIRED_AT }
+}
+
+/// A `form_invalid` error: an option that does not fit its item, the kind of
+/// problem `epro forms check` lists.
+pub(crate) fn invalid_form() -> ApiError {
+    ApiError::InvalidForm(vec![form_finding()])
+}
+
+fn form_finding() -> FieldError {
+    FieldError::form_notice(&epro_forms::Notice {
+        path: "$.item[2].answerOption[0]".to_owned(),
+        line: None,
+        column: None,
+        message: "an option of this kind does not fit an item of type integer".to_owned(),
+    })
+}
+
+pub(crate) fn form_version_conflict() -> ApiError {
+    ApiError::FormVersionConflict { form_id: "phq9".to_owned(), version: "1".to_owned() }
+}
+
+pub(crate) fn form_version_already_retired() -> ApiError {
+    ApiError::FormVersionAlreadyRetired {
+        form_id: "phq9".to_owned(),
+        version: "1".to_owned(),
+        retired_at: EXAMPLE_RETIRED_AT,
+    }
+}
+
+pub(crate) fn trial_conflict() -> ApiError {
+    ApiError::TrialConflict { trial_id: "demo".to_owned() }
+}
+
+pub(crate) fn site_conflict() -> ApiError {
+    ApiError::SiteConflict { site_id: "S01".to_owned() }
 }
 
 /// A `validation_failed` error: the README's PHQ-9 answer that is not one
@@ -454,6 +519,7 @@ fn field_catalogue() -> Vec<(FieldError, &'static str)> {
             },
         ),
     ]);
+    samples.push((form_finding(), "422 (publishing a form)"));
     let (mismatch, _) = answer(
         "/44261-6",
         Problem::ScoreMismatch { score: "/44261-6".to_owned(), computed: "10".to_owned(), sent: "13".to_owned() },

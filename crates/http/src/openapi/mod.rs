@@ -54,6 +54,7 @@ pub(crate) const BEARER_TOKEN: &str = "bearerToken";
         (name = "audit", description = "The audit trail with its hash chain, for reviewers."),
         (name = "exports", description = "Streamed exports of submissions and codebooks, for analysts."),
         (name = "access", description = "Staff accounts, patient enrolment and their tokens."),
+        (name = "trials", description = "Trials, their sites, and publishing and retiring form versions, for operators."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
     components(schemas(

@@ -187,7 +187,7 @@ pub async fn list(
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
     })?;
-    if state.catalog.trial(&trial_id).is_none() {
+    if state.catalog().trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
     }
 
@@ -324,10 +324,9 @@ fn parse_acknowledgement(bytes: &[u8]) -> Result<String, ApiError> {
 /// Shapes a stored alert for site staff, with its rule's text from the
 /// published form in `language`.
 fn alert_body(state: &AppState, alert: Alert, language: Language) -> AlertBody {
-    let published = state
-        .catalog
-        .trial(&alert.trial_id)
-        .and_then(|trial| trial.form(&alert.form_id, Some(&alert.form_version)).ok());
+    let catalog = state.catalog();
+    let published =
+        catalog.trial(&alert.trial_id).and_then(|trial| trial.form(&alert.form_id, Some(&alert.form_version)).ok());
     let rule_message = published.and_then(|published| published.form.alert_message(&alert.rule));
     let message = messages::alert_message(language, rule_message, &alert.rule, &alert.severity);
     AlertBody {

@@ -306,7 +306,8 @@ pub async fn correct(
     // successor. That one passed these checks, so anything that fails them conflicts.
     let outdated = base.version != current_version;
     let stored = &history.submission;
-    let published = published_form(&state, &stored.trial_id, &stored.form_id, &stored.form_version)?;
+    let catalog = state.catalog();
+    let published = published_form(&catalog, &stored.trial_id, &stored.form_id, &stored.form_version)?;
 
     let base_answers: Value = serde_json::from_str(&base.normalized_answers)
         .map_err(|error| anyhow::anyhow!("stored normalized answers are not JSON: {error}"))?;
@@ -653,13 +654,12 @@ async fn read_history(state: &AppState, submission_id: &str) -> Result<Submissio
 
 /// Finds the form version a submission was stored with.
 fn published_form<'a>(
-    state: &'a AppState,
+    catalog: &'a epro_forms::Catalog,
     trial_id: &str,
     form_id: &str,
     version: &str,
 ) -> Result<&'a PublishedForm, ApiError> {
-    let trial =
-        state.catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
+    let trial = catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
     trial.form(form_id, Some(version)).map_err(|error| match error {
         epro_forms::LookupError::UnknownForm => {
             ApiError::UnknownForm { trial_id: trial_id.to_owned(), form_id: form_id.to_owned() }

@@ -330,8 +330,9 @@ fn export_options(state: &AppState, params: &[(String, String)], language: Langu
 
 /// Finds the form's layout, or the 404 that names what is missing.
 fn find_layout(state: &AppState, trial_id: &str, form_id: &str) -> Result<Layout, ApiError> {
+    let catalog = state.catalog();
     let trial: &Trial =
-        state.catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
+        catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
     Layout::new(trial, form_id)
         .ok_or_else(|| ApiError::UnknownForm { trial_id: trial_id.to_owned(), form_id: form_id.to_owned() })
 }

@@ -12,3 +12,4 @@ pub mod patients;
 pub mod queries;
 pub mod staff;
 pub mod submissions;
+pub mod trials;

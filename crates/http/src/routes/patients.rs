@@ -143,7 +143,8 @@ pub async fn enrol(
         Permission::EnrolPatients,
         Scope::Site { trial_id: &trial_id, site_id: &site_id },
     )?;
-    let trial = state.catalog.trial(&trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.clone() })?;
+    let catalog = state.catalog();
+    let trial = catalog.trial(&trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.clone() })?;
     if trial.site(&site_id).is_none() {
         return Err(ApiError::UnknownSite { trial_id, site_id });
     }
@@ -195,7 +196,7 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))]));
     }
-    if state.catalog.trial(&trial_id).is_none() {
+    if state.catalog().trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
     }
 

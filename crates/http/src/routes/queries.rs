@@ -164,7 +164,7 @@ pub async fn list(
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(LIST_PARAMETERS, Some(MAX_PAGE))])
     })?;
-    if state.catalog.trial(&trial_id).is_none() {
+    if state.catalog().trial(&trial_id).is_none() {
         return Err(ApiError::UnknownTrial { trial_id });
     }
 

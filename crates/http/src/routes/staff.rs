@@ -460,7 +460,8 @@ fn grants_field(
             }
         }
         if let Some(trial_id) = &trial_id {
-            let Some(trial) = state.catalog.trial(trial_id) else {
+            let catalog = state.catalog();
+            let Some(trial) = catalog.trial(trial_id) else {
                 return Err(ApiError::UnknownTrial { trial_id: trial_id.clone() });
             };
             if let Some(site_id) = site_id.as_ref().filter(|site_id| trial.site(site_id).is_none()) {

@@ -29,6 +29,7 @@ mod outbox;
 mod reader;
 mod rules;
 mod schema;
+mod trials;
 mod writer;
 
 use std::fmt;
@@ -55,6 +56,10 @@ use crate::model::{
     OutboxEventState, OutboxFailure, OutboxReplay, QueryFilter, QueryStatusChange, QueryUpdate, Revalidation,
     RevalidationOutcome, SignOutcome, StaffMember, StoreError, StoredSubmission, SubmissionHistory, SubmitOutcome,
     TokenDigest,
+};
+use crate::model::{
+    CatalogSnapshot, FormRetirement, NewFormVersion, NewTrial, PublishOutcome, RetireOutcome, SiteAddition,
+    SiteOutcome, TrialOutcome,
 };
 use crate::reader::SubmissionPage;
 use crate::writer::Shared;
@@ -430,6 +435,49 @@ impl PostgresStore {
             self.shared.outbox_notify.notify_one();
         }
         Ok(escalated)
+    }
+
+    pub(crate) async fn create_trial(&self, trial: NewTrial) -> Result<TrialOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = trials::create_trial(&mut client, &trial).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn add_site(&self, addition: SiteAddition) -> Result<SiteOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = trials::add_site(&mut client, &addition).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn publish_form(&self, form: NewFormVersion) -> Result<PublishOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome = trials::publish_form(&mut client, &form).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn retire_form(&self, retirement: FormRetirement) -> Result<RetireOutcome, StoreError> {
+        let _open = self.open_for_writes().await?;
+        let mut client = self.client().await?;
+        let outcome =
+            trials::retire_form(&mut client, &retirement).await.map_err(|error| self.record_failure(error))?;
+        self.record_transaction();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn catalog_generation(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        trials::catalog_generation(&client).await.map_err(classify)
+    }
+
+    pub(crate) async fn catalog_snapshot(&self) -> Result<CatalogSnapshot, StoreError> {
+        let mut client = self.client().await?;
+        trials::catalog_snapshot(&mut client).await.map_err(classify)
     }
 
     /// Returns the number of submissions queued for the writer and not yet taken into

@@ -47,6 +47,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "alerts", sql: include_str!("../../migrations/postgres/0007_alerts.sql") },
     Migration { version: 8, name: "access", sql: include_str!("../../migrations/postgres/0008_access.sql") },
     Migration { version: 9, name: "corrections", sql: include_str!("../../migrations/postgres/0009_corrections.sql") },
+    Migration { version: 10, name: "trials", sql: include_str!("../../migrations/postgres/0010_trials.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations across instances: "epro_mig" in

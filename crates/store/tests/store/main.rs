@@ -18,3 +18,4 @@ mod revalidation;
 mod schema;
 mod submit;
 mod support;
+mod trials;

@@ -55,6 +55,7 @@ async fn migrations_run_once_concurrently() {
         "alerts",
         "access",
         "corrections",
+        "trials",
     ]
     .iter()
     .take(SCHEMA_VERSION as usize)

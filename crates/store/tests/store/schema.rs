@@ -203,7 +203,7 @@ async fn open_migrates_initial_schema_database(backend: Backend) {
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
     assert_eq!(exported, vec!["old-1".to_owned(), receipt.submission_id], "old rows are exported first");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 9);
+    assert_eq!(SCHEMA_VERSION, 10);
     assert!(
         matches!(verification, AuditVerification::Intact { entries: 2, .. }),
         "the old audit row is chained before the new one: {verification:?}"
