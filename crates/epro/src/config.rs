@@ -92,6 +92,10 @@ pub struct DatabaseConfig {
     /// SQLite only: connections used for reads (readiness, reading
     /// submissions, the relay).
     pub read_connections: u32,
+    /// PostgreSQL only: apply pending migrations when `serve` starts. Set it
+    /// to false when `serve` connects as a role that may not create tables or
+    /// change the audit trail, and run `epro migrate` as the owner instead.
+    pub run_migrations: bool,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -106,6 +110,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("group_commit_max_rows", &self.group_commit_max_rows)
             .field("queue_capacity", &self.queue_capacity)
             .field("read_connections", &self.read_connections)
+            .field("run_migrations", &self.run_migrations)
             .finish()
     }
 }
@@ -264,6 +269,7 @@ impl Default for Defaults {
                 group_commit_max_rows: 256,
                 queue_capacity: 4096,
                 read_connections: 4,
+                run_migrations: true,
             },
             outbox: OutboxConfig {
                 sink: default_sink(),
@@ -505,6 +511,7 @@ fn store_config_of(
         queue_capacity: database.queue_capacity,
         read_connections: database.read_connections,
         metrics,
+        run_migrations: database.run_migrations,
     })
 }
 

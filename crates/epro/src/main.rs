@@ -60,7 +60,9 @@ fn migrate(config_path: &std::path::Path) -> anyhow::Result<()> {
     epro::telemetry::init(&config.telemetry)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = epro_store::Store::open(config.store_config()?).await?;
+        // This command exists to migrate, whatever database.run_migrations says.
+        let store_config = epro_store::StoreConfig { run_migrations: true, ..config.store_config()? };
+        let store = epro_store::Store::open(store_config).await?;
         store.close().await;
         tracing::info!("Database schema is up to date");
         Ok(())

@@ -51,6 +51,11 @@ pub struct StoreConfig {
     /// Where the writer records its metrics, and the relay its metrics too
     /// (see [`Store::metrics_recorder`]). `None` records nothing.
     pub metrics: Option<SharedRecorder>,
+    /// PostgreSQL only: apply pending migrations at open (the default). With
+    /// `false` the store only checks that the schema is current, so that a role
+    /// without the right to create tables or change the audit trail can open it,
+    /// and `epro migrate` runs as the tables' owner.
+    pub run_migrations: bool,
 }
 
 /// The database behind a [`Store`].
@@ -147,6 +152,7 @@ impl StoreConfig {
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             read_connections: Self::DEFAULT_READ_CONNECTIONS,
             metrics: None,
+            run_migrations: true,
         }
     }
 
@@ -247,6 +253,7 @@ impl Store {
                     max_batch: config.max_batch,
                     queue_capacity: config.queue_capacity,
                     metrics: config.metrics.as_ref(),
+                    run_migrations: config.run_migrations,
                 };
                 let store = PostgresStore::open(settings).await?;
                 tracing::info!(

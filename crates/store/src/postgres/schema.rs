@@ -113,6 +113,36 @@ pub(super) async fn migrate(client: &mut Object) -> anyhow::Result<usize> {
     }
 }
 
+/// Checks, without changing anything, that every migration of this build has been
+/// applied, for a store that does not run migrations itself.
+///
+/// # Errors
+///
+/// Fails when the database is not UTF-8, has no `epro_schema_migrations` table,
+/// lacks a migration (run `epro migrate` as the tables' owner) or has one this
+/// build does not know.
+pub(super) async fn check_current(client: &Object) -> anyhow::Result<()> {
+    check_encoding(client).await?;
+    let rows = client
+        .query("SELECT version, name FROM epro_schema_migrations ORDER BY version", &[])
+        .await
+        .context("failed to read epro_schema_migrations; run `epro migrate` as the owner of the database first")?;
+    let recorded: Vec<(i32, String)> = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .context("failed to read epro_schema_migrations")?;
+    check_recorded(&recorded)?;
+    ensure!(
+        recorded.len() == MIGRATIONS.len(),
+        "the database schema is at migration {} of {}, and database.run_migrations is false: run `epro migrate` \
+         as the owner of the database, then start epro again",
+        recorded.len(),
+        MIGRATIONS.len()
+    );
+    Ok(())
+}
+
 /// Rejects a database whose text encoding is not UTF-8, because answers in Chinese or
 /// with emoji would then fail to store.
 async fn check_encoding(client: &Object) -> anyhow::Result<()> {

@@ -27,7 +27,7 @@ backend_tests!(
 );
 
 /// Builds a correction of `original` from `base_version` that sets `pain` to `pain`.
-fn correction(original: &NewSubmission, base_version: u32, before: u32, pain: u32) -> NewCorrection {
+pub(crate) fn correction(original: &NewSubmission, base_version: u32, before: u32, pain: u32) -> NewCorrection {
     NewCorrection {
         submission_id: original.submission_id.clone(),
         base_version,
@@ -46,7 +46,7 @@ fn correction(original: &NewSubmission, base_version: u32, before: u32, pain: u3
     }
 }
 
-fn signature(original: &NewSubmission, version: u32) -> NewSignature {
+pub(crate) fn signature(original: &NewSubmission, version: u32) -> NewSignature {
     NewSignature {
         submission_id: original.submission_id.clone(),
         version,

@@ -464,3 +464,81 @@ async fn two_instances_share_one_audit_chain() {
     first.close().await;
     second.close().await;
 }
+
+/// `epro serve` can run as a role with the grants of `deploy/postgres/service-role.sql`
+/// and `run_migrations = false`: every kind of write works, and the role cannot
+/// update, delete or truncate audit rows.
+#[tokio::test]
+async fn service_role_writes_but_cannot_change_audit_trail() {
+    use epro_store::{AccessChange, AccessOutcome, AlertAcknowledgement, ChangeOrigin, NewToken, TokenDigest};
+
+    let Some(url) = server_url() else { return };
+    let owner = TestStore::open(Backend::Postgres(url)).await;
+    owner.store.close().await;
+    let role = format!("epro_app_{}", uuid::Uuid::new_v4().simple());
+    let grants =
+        include_str!("../../../../deploy/postgres/service-role.sql").replace(":\"role\"", &format!("\"{role}\""));
+    let client = owner.database.client();
+    client.batch_execute(&format!("CREATE ROLE {role} LOGIN")).await.expect("create role");
+    client.batch_execute(&grants).await.expect("the documented grants apply");
+
+    let owner_url = owner.config.backend.location();
+    let TestDatabase::Postgres { url: database_url, .. } = &owner.database else { unreachable!() };
+    let role_url = database_url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(&role_url, database_url, "the test expects the server URL to name user postgres: {owner_url}");
+
+    let mut migrating = StoreConfig::postgres(role_url.clone());
+    migrating.run_migrations = true;
+    let refused = Store::open(migrating).await;
+    assert!(refused.is_err(), "the service role must not be able to run migrations");
+
+    let mut config = StoreConfig::postgres(role_url.clone());
+    config.run_migrations = false;
+    let store = Store::open(config).await.expect("the service role opens a migrated database");
+
+    let mut new = submission(1);
+    new.alerts = vec![crate::support::new_alert(&new, "item9")];
+    new.queries = vec![crate::support::new_query("pain", "out_of_range", "pain-range")];
+    crate::support::submit_created(&store, new.clone()).await;
+    let alert = store.alerts(epro_store::AlertFilter::new("TRIAL-A", 10)).await.expect("list alerts").remove(0);
+    let acknowledgement = AlertAcknowledgement {
+        alert_id: alert.alert_id,
+        comment: "Called the patient.".to_owned(),
+        actor: "staff:inv-1".to_owned(),
+        request_id: None,
+    };
+    store.acknowledge_alert(acknowledgement).await.expect("acknowledge as the service role");
+    let claimed = store.outbox_claim("relay-1", 10, Duration::from_secs(30)).await.expect("claim");
+    let seqs: Vec<i64> = claimed.iter().map(|event| event.seq).collect();
+    store.outbox_mark_delivered(&seqs).await.expect("mark delivered");
+    let receipt = store.correct(crate::corrections::correction(&new, 1, 3, 4)).await.expect("correct");
+    assert!(matches!(receipt, epro_store::CorrectionOutcome::Created(_)), "{receipt:?}");
+    store.sign(crate::corrections::signature(&new, 2)).await.expect("sign");
+    let token = NewToken { token_id: "t-1".to_owned(), digest: TokenDigest([7; 32]), expires_at: None };
+    let origin = ChangeOrigin { actor: "cli".to_owned(), request_id: None };
+    let create = AccessChange::CreateStaff {
+        staff_id: "inv-1".to_owned(),
+        display_name: "Investigator".to_owned(),
+        grants: vec![epro_store::RoleGrant { role: epro_store::Role::Admin, trial_id: None, site_id: None }],
+        token,
+    };
+    assert_eq!(store.change_access(create, origin.clone()).await.expect("create staff"), AccessOutcome::Done);
+    let revoke = AccessChange::RevokeStaffTokens { staff_id: "inv-1".to_owned() };
+    assert_eq!(store.change_access(revoke, origin).await.expect("revoke"), AccessOutcome::Revoked(1));
+    store.close().await;
+
+    let service = crate::support::connect(&role_url).await;
+    for sql in ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events", "TRUNCATE audit_events"] {
+        let error = service.batch_execute(sql).await.expect_err(sql);
+        let message = error.as_db_error().map(|db| db.message().to_owned()).unwrap_or_else(|| error.to_string());
+        assert!(message.contains("permission denied for table audit_events"), "{sql}: {message}");
+    }
+    drop(service);
+
+    let verifier = Store::open(owner.config.clone()).await.expect("reopen as owner");
+    let verification = verifier.audit_verify().await.expect("verify");
+    assert!(matches!(verification, epro_store::AuditVerification::Intact { .. }), "{verification:?}");
+    verifier.close().await;
+    client.batch_execute(&format!("DROP OWNED BY {role}")).await.expect("drop the role's grants");
+    client.batch_execute(&format!("DROP ROLE {role}")).await.expect("drop role");
+}
