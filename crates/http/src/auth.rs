@@ -265,9 +265,17 @@ fn covers(grant: &RoleGrant, scope: &Scope<'_>) -> bool {
 pub fn require(principal: &Principal, permission: Permission, scope: Scope<'_>) -> Result<(), ApiError> {
     let allowed = match principal {
         Principal::Anonymous => return Err(ApiError::Unauthorized),
-        Principal::Staff(staff) => {
-            staff.grants.iter().any(|grant| role_permits(grant.role, permission) && covers(grant, &scope))
-        }
+        Principal::Staff(staff) => staff.grants.iter().any(|grant| {
+            // A trial's definition is no patient data: a role at one site reads the
+            // whole trial's sites and forms.
+            let reaches = match (permission, &scope) {
+                (Permission::ViewTrials, Scope::Trial(trial_id)) => {
+                    grant.trial_id.as_deref().is_none_or(|granted| granted == *trial_id)
+                }
+                _ => covers(grant, &scope),
+            };
+            role_permits(grant.role, permission) && reaches
+        }),
         Principal::Patient(patient) => {
             matches!(permission, Permission::Submit | Permission::ReadSubmissions)
                 && matches!(scope, Scope::Patient { trial_id, patient_id, .. }

@@ -49,6 +49,12 @@ async fn enrol(app: &TestApp, patient_id: &str, site_id: &str) -> String {
     token
 }
 
+/// The PHQ-9 questionnaire of the demo trial, as a document to publish.
+fn phq9_document() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/trials/demo/lforms__phq9.json");
+    serde_json::from_slice(&std::fs::read(path).expect("read the demo PHQ-9")).expect("the demo PHQ-9 is JSON")
+}
+
 fn envelope(patient_id: &str) -> Value {
     json!({
         "submissionId": uuid::Uuid::new_v4().to_string(),
@@ -168,6 +174,42 @@ async fn role_matrix_covers_every_endpoint() {
             Method::POST,
             "/v1/staff/dm/tokens".to_owned(),
             Some(json!({ "expiresInDays": 1 })),
+            vec!["admin"],
+        ),
+        (
+            "read a version of P-site1's submission",
+            Method::GET,
+            format!("/v1/submissions/{submission}/versions/1"),
+            None,
+            vec!["data_manager", "monitor", "investigator_site1", "site_staff_site1", "patient_site1"],
+        ),
+        (
+            "list trials",
+            Method::GET,
+            "/v1/trials".to_owned(),
+            None,
+            vec![
+                "admin",
+                "data_manager",
+                "monitor",
+                "investigator_site1",
+                "site_staff_site1",
+                "investigator_site2",
+                "data_manager_other_trial",
+            ],
+        ),
+        (
+            "read the demo trial",
+            Method::GET,
+            "/v1/trials/demo".to_owned(),
+            None,
+            vec!["admin", "data_manager", "monitor", "investigator_site1", "site_staff_site1", "investigator_site2"],
+        ),
+        (
+            "publish a form",
+            Method::POST,
+            "/v1/trials/demo/forms?formId=phq9-copy&version=1".to_owned(),
+            Some(phq9_document()),
             vec!["admin"],
         ),
         (
