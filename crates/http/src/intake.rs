@@ -209,7 +209,7 @@ pub async fn accept(
 
 /// Returns when an alert raised now escalates: `received_at` plus the trial's
 /// acknowledgement deadline (`[alerts]` in its trial file).
-fn alert_due_at(trial: &Trial, received_at: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+pub(crate) fn alert_due_at(trial: &Trial, received_at: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
     let deadline = trial.alerts.acknowledge_within;
     received_at
         .checked_add(time::Duration::try_from(deadline).map_err(|error| anyhow::anyhow!("alert deadline: {error}"))?)

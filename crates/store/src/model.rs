@@ -22,6 +22,7 @@ pub use access::{
 };
 pub use alerts::{AcknowledgeOutcome, Alert, AlertAcknowledgement, AlertFilter, AlertStatus, NewAlert};
 pub use audit::{AuditBreak, AuditBreakKind, AuditFilter, AuditRecord, AuditVerification};
+pub(crate) use corrections::corrected_alert_payload;
 pub use corrections::{
     AnswerChange, CorrectionOutcome, CorrectionReceipt, NewCorrection, NewSignature, SignOutcome, Signature,
     SubmissionHistory, SubmissionVersion,

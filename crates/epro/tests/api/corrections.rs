@@ -364,3 +364,28 @@ async fn export_lists_every_version_with_reason() {
     assert_eq!(new_lines.len(), 1, "only the correction is new since the cursor: {}", since.text);
     assert_eq!(new_lines[0]["version"], 2);
 }
+
+#[tokio::test]
+async fn correction_raises_alert_on_new_version() {
+    let app = spawn_app().await;
+    let envelope = crate::helpers::phq9_envelope();
+    let id = envelope["submissionId"].as_str().unwrap().to_owned();
+    assert_eq!(app.submit("demo", "phq9", &envelope).await.status, 201);
+    let before = app.list_alerts("demo", "", "en").await.json();
+    assert_eq!(before["alerts"], json!([]), "item 9 is negative at intake");
+
+    // Item 9 turns positive on review, which the PHQ-9 alert rule of the demo trial flags.
+    let body = correction(1, json!({ "/44260-8": "LA6569-3" }));
+    let reply = correct(&app, &id, &body, "en").await;
+
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let after = app.list_alerts("demo", "", "en").await.json();
+    let alerts = after["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{after}");
+    assert_eq!(alerts[0]["rule"], "phq9-item9-positive");
+    assert_eq!(alerts[0]["submissionId"], id.as_str());
+    let events = app.outbox_messages(3).await;
+    let raised: Vec<&Value> = events.iter().filter(|event| event["type"] == "alert.raised").collect();
+    assert_eq!(raised.len(), 1, "{events:?}");
+    assert_eq!(raised[0]["payload"]["version"], 2, "{:?}", raised[0]);
+}

@@ -318,10 +318,8 @@ pub async fn correct(
     merge_answers(&published.form.items, &mut merged, &request.answers);
     let merged = Value::Object(merged);
 
-    let Checked { normalized, findings, scores, alerts: _ } =
+    let Checked { normalized, findings, scores, alerts } =
         epro_forms::check_native(&published.form, &merged, "/answers");
-    // TODO: alert rules that fire on a corrected version raise no alert yet, because
-    // the alerts table has no version column. Site staff see alerts from intake only.
     let (rejecting, querying): (Vec<_>, Vec<_>) =
         findings.into_iter().partition(|finding| finding.problem.severity() == Severity::Reject);
     if outdated && !rejecting.is_empty() {
@@ -359,6 +357,7 @@ pub async fn correct(
         changes,
         scores: intake::scores_json(&scores),
         queries: intake::new_queries(querying),
+        alerts: version_alerts(&catalog, &stored.trial_id, alerts)?,
         reason: request.reason,
         actor: principal.actor(),
         request_id: request_id(&headers),
@@ -650,6 +649,24 @@ async fn read_history(state: &AppState, submission_id: &str) -> Result<Submissio
         .await
         .map_err(|error| ApiError::from_store(error, "failed to read submission"))?
         .ok_or(ApiError::SubmissionNotFound)
+}
+
+/// Turns the alerts the rules raised on a corrected version into alerts to store,
+/// due after the trial's acknowledgement deadline, counted from now, as at intake.
+fn version_alerts(
+    catalog: &epro_forms::Catalog,
+    trial_id: &str,
+    alerts: Vec<epro_forms::Alert>,
+) -> Result<Vec<epro_store::NewAlert>, ApiError> {
+    if alerts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let trial = catalog.trial(trial_id).ok_or_else(|| ApiError::UnknownTrial { trial_id: trial_id.to_owned() })?;
+    let due_at = intake::alert_due_at(trial, OffsetDateTime::now_utc())?;
+    Ok(alerts
+        .into_iter()
+        .map(|alert| epro_store::NewAlert { rule: alert.rule, severity: alert.severity, items: alert.items, due_at })
+        .collect())
 }
 
 /// Finds the form version a submission was stored with.

@@ -122,3 +122,7 @@ CREATE TRIGGER signatures_reject_void_change BEFORE UPDATE ON signatures
 FOR EACH ROW
 WHEN (OLD.voided_at IS NOT NULL)
 EXECUTE FUNCTION epro_reject_change('signatures are voided once: update rejected');
+
+-- The version whose rules raised an alert: 1 for alerts raised at intake, the new
+-- version's number for alerts the rules raise again on a correction.
+ALTER TABLE alerts ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version >= 1);

@@ -176,3 +176,7 @@ WHEN OLD.voided_at IS NOT NULL
 BEGIN
     SELECT RAISE(ABORT, 'signatures are voided once: update rejected');
 END;
+
+-- The version whose rules raised an alert: 1 for alerts raised at intake, the new
+-- version's number for alerts the rules raise again on a correction.
+ALTER TABLE alerts ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version >= 1);

@@ -10,7 +10,7 @@ use std::fmt;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{NewQuery, QueryRef, Redacted, StoredSubmission, SubmissionStatus};
+use super::{NewAlert, NewQuery, QueryRef, Redacted, StoredSubmission, SubmissionStatus};
 
 /// One item whose answer a correction changes, with its answer before and after in
 /// epro's normalized shape. `None` is no answer: a correction that clears an item has
@@ -56,6 +56,10 @@ pub struct NewCorrection {
     /// Data queries the rules raised on the new version. They are stored for that
     /// version, open and with origin `intake`.
     pub queries: Vec<NewQuery>,
+    /// Alerts the rules raised on the new version, each stored open for that version
+    /// with an `alert.raised` event, as at intake. `due_at` must lie after the
+    /// correction's time.
+    pub alerts: Vec<NewAlert>,
     /// The reason the data changes. Must not be blank.
     pub reason: String,
     /// The actor making the correction, for example `operator` or `staff:S-017`.
@@ -102,6 +106,7 @@ impl fmt::Debug for NewCorrection {
             .field("changes", &self.changes)
             .field("scores", &Redacted(self.scores.len()))
             .field("queries", &self.queries)
+            .field("alerts", &self.alerts)
             .field("reason", &Redacted(self.reason.len()))
             .field("actor", &self.actor)
             .field("request_id", &self.request_id)
@@ -267,4 +272,25 @@ pub enum SignOutcome {
     VersionNotFound,
     /// No submission has this id. Nothing was written.
     SubmissionNotFound,
+}
+
+/// The payload of the `alert.raised` event of an alert raised on a corrected
+/// version: the intake payload's fields and the version.
+pub(crate) fn corrected_alert_payload(
+    form_id: &str,
+    form_version: &str,
+    version: u32,
+    alert: &NewAlert,
+    alert_id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "alertId": alert_id,
+        "alertRule": alert.rule,
+        "severity": alert.severity,
+        "items": alert.items,
+        "formId": form_id,
+        "formVersion": form_version,
+        "version": version,
+        "dueAt": crate::audit::format_audit_time(alert.due_at),
+    })
 }

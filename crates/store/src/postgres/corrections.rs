@@ -22,9 +22,11 @@ use crate::audit::{AuditEntry, format_audit_time};
 use crate::columns::truncate_to_micros;
 use crate::model::{
     CorrectionOutcome, CorrectionReceipt, NewCorrection, NewSignature, QueryOrigin, QueryRef, SignOutcome, Signature,
-    SubmissionHistory, SubmissionVersion,
+    SubmissionHistory, SubmissionVersion, corrected_alert_payload,
 };
-use crate::writer::{SIGNATURE_APPLIED, SIGNATURE_VOIDED, SUBMISSION_CORRECTED, SUBMISSION_CREATED, corrected_payload};
+use crate::writer::{
+    ALERT_RAISED, SIGNATURE_APPLIED, SIGNATURE_VOIDED, SUBMISSION_CORRECTED, SUBMISSION_CREATED, corrected_payload,
+};
 
 /// Column list of every read of `signatures`, in the order [`decode_signature`]
 /// expects.
@@ -167,6 +169,56 @@ pub(super) async fn correct(client: &mut Object, correction: &NewCorrection) -> 
         )
         .await
         .with_context(|| format!("failed to insert the {SUBMISSION_CORRECTED} event of {submission_id}"))?;
+    for alert in &correction.alerts {
+        ensure!(
+            alert.due_at > now,
+            "alert {:?} of version {version} of submission {submission_id} is due at {}, not after the correction",
+            alert.rule,
+            format_audit_time(alert.due_at)
+        );
+        let alert_id = Uuid::now_v7().hyphenated().to_string();
+        let items = serde_json::to_value(&alert.items).context("failed to encode alert items")?;
+        transaction
+            .execute(
+                "INSERT INTO alerts (
+                     alert_id, submission_id, trial_id, form_id, form_version, patient_id,
+                     rule, severity, items, raised_at, due_at, version
+                 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &alert_id,
+                    &submission_id,
+                    &owner.trial_id,
+                    &owner.form_id,
+                    &owner.form_version,
+                    &owner.patient_id,
+                    &alert.rule,
+                    &alert.severity,
+                    &items,
+                    &now,
+                    &truncate_to_micros(alert.due_at),
+                    &version_number,
+                ],
+            )
+            .await
+            .with_context(|| {
+                format!("failed to insert alert {:?} of version {version} of {submission_id}", alert.rule)
+            })?;
+        let payload = corrected_alert_payload(&owner.form_id, &owner.form_version, version, alert, &alert_id);
+        transaction
+            .execute(
+                &statement,
+                &[
+                    &vec![Uuid::now_v7()],
+                    &vec![ALERT_RAISED],
+                    &vec![owner.trial_id.as_str()],
+                    &vec![owner.patient_id.as_str()],
+                    &vec![submission_id],
+                    &vec![payload.to_string()],
+                ],
+            )
+            .await
+            .with_context(|| format!("failed to insert the {ALERT_RAISED} event of {submission_id}"))?;
+    }
 
     let (before, after) = correction.audit_values();
     let void_values: Vec<(String, String)> = voided

@@ -14,11 +14,12 @@ use uuid::Uuid;
 
 use super::queries::{QueryTarget, insert_query};
 use super::submission::{EventOwner, insert_outbox_event};
-use super::{SIGNATURE_APPLIED, SIGNATURE_VOIDED, SUBMISSION_CORRECTED, insert_audit_event};
+use super::{ALERT_RAISED, SIGNATURE_APPLIED, SIGNATURE_VOIDED, SUBMISSION_CORRECTED, insert_audit_event};
 use crate::audit::{AuditEntry, format_audit_time};
 use crate::columns::parse_timestamp;
 use crate::model::{
-    CorrectionOutcome, CorrectionReceipt, NewCorrection, NewSignature, QueryOrigin, QueryRef, SignOutcome, Signature,
+    CorrectionOutcome, CorrectionReceipt, NewAlert, NewCorrection, NewSignature, QueryOrigin, QueryRef, SignOutcome,
+    Signature, corrected_alert_payload,
 };
 use crate::reader;
 
@@ -143,6 +144,11 @@ pub(super) fn insert_correction(
     let event_owner = EventOwner { trial_id: &owner.trial_id, patient_id: &owner.patient_id, submission_id };
     let payload = corrected_payload(&owner.form_id, &owner.form_version, correction, &corrected_at);
     insert_outbox_event(connection, &event_owner, SUBMISSION_CORRECTED, &corrected_at, &payload)?;
+    for alert in &correction.alerts {
+        let alert_id = insert_version_alert(connection, &owner, submission_id, version, alert, &corrected_at)?;
+        let payload = corrected_alert_payload(&owner.form_id, &owner.form_version, version, alert, &alert_id);
+        insert_outbox_event(connection, &event_owner, ALERT_RAISED, &corrected_at, &payload)?;
+    }
 
     let (before, after) = correction.audit_values();
     insert_audit_event(
@@ -330,6 +336,49 @@ pub(super) fn sign(
         },
     )?;
     Ok(SignOutcome::Signed(signature(connection, &signature_id)?))
+}
+
+/// Inserts one open alert raised by the rules on a corrected version and returns its
+/// id, a UUID v7. It is due `alert.due_at`, which must lie after the correction.
+fn insert_version_alert(
+    connection: &Connection,
+    owner: &Owner,
+    submission_id: &str,
+    version: u32,
+    alert: &NewAlert,
+    raised_at: &str,
+) -> anyhow::Result<String> {
+    let due_at = format_audit_time(alert.due_at);
+    ensure!(
+        due_at.as_str() > raised_at,
+        "alert {:?} of version {version} of submission {submission_id} is due at {due_at}, not after {raised_at}",
+        alert.rule
+    );
+    let alert_id = Uuid::now_v7().hyphenated().to_string();
+    let items = serde_json::to_string(&alert.items).context("failed to encode alert items")?;
+    connection
+        .prepare_cached(
+            "INSERT INTO alerts (
+                 alert_id, submission_id, trial_id, form_id, form_version, patient_id,
+                 rule, severity, items, raised_at, due_at, version
+             ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            alert_id,
+            submission_id,
+            owner.trial_id,
+            owner.form_id,
+            owner.form_version,
+            owner.patient_id,
+            alert.rule,
+            alert.severity,
+            items,
+            raised_at,
+            due_at,
+            version,
+        ])
+        .with_context(|| format!("failed to insert alert {:?} of version {version} of {submission_id}", alert.rule))?;
+    Ok(alert_id)
 }
 
 fn owner(connection: &Connection, submission_id: &str) -> anyhow::Result<Option<Owner>> {

@@ -24,6 +24,8 @@ backend_tests!(
     sign_checks_version,
     version_and_signature_rows_reject_rewrites,
     export_lists_each_version_with_reason,
+    correct_raises_alerts_for_new_version,
+    correct_with_alert_due_too_early_stores_nothing,
 );
 
 /// Builds a correction of `original` from `base_version` that sets `pain` to `pain`.
@@ -39,6 +41,7 @@ pub(crate) fn correction(original: &NewSubmission, base_version: u32, before: u3
         }],
         scores: "[]".to_owned(),
         queries: Vec::new(),
+        alerts: Vec::new(),
         reason: "Transcription error confirmed with the patient".to_owned(),
         actor: "operator".to_owned(),
         request_id: Some(format!("req-correct-{pain}")),
@@ -360,4 +363,52 @@ async fn export(store: &Store, since: Option<&ExportCursor>, until: &ExportCurso
 
 fn versions(rows: &[ExportRow]) -> Vec<(u32, Option<&str>)> {
     rows.iter().map(|row| (row.version, row.correction_reason.as_deref())).collect()
+}
+
+async fn correct_raises_alerts_for_new_version(backend: Backend) {
+    let test = TestStore::open(backend).await;
+    let original = submission(3);
+    submit_created(&test.store, original.clone()).await;
+    let mut change = correction(&original, 1, 3, 9);
+    change.alerts = vec![epro_store::NewAlert {
+        rule: "pain-severe".to_owned(),
+        severity: "high".to_owned(),
+        items: vec!["pain".to_owned()],
+        due_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    }];
+
+    created(&test.store, change).await;
+
+    let alerts = test.store.alerts(epro_store::AlertFilter::new("TRIAL-A", 10)).await.expect("list alerts");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].rule, "pain-severe");
+    assert_eq!(alerts[0].submission_id, original.submission_id);
+    let version = test.rows(&format!("SELECT version FROM alerts WHERE alert_id = '{}'", alerts[0].alert_id)).await;
+    assert_eq!(version, vec![vec![Some("2".to_owned())]]);
+    let events = test.store.outbox_pending(20).await.expect("pending events");
+    let raised: Vec<_> = events.iter().filter(|event| event.event_type == epro_store::ALERT_RAISED).collect();
+    assert_eq!(raised.len(), 1, "{events:?}");
+    let payload: serde_json::Value = serde_json::from_str(&raised[0].payload).expect("payload is JSON");
+    assert_eq!(payload["version"], 2);
+    assert_eq!(payload["alertId"], alerts[0].alert_id.as_str());
+    assert_chain_intact(&test).await;
+}
+
+async fn correct_with_alert_due_too_early_stores_nothing(backend: Backend) {
+    let test = TestStore::open(backend).await;
+    let original = submission(3);
+    submit_created(&test.store, original.clone()).await;
+    let mut change = correction(&original, 1, 3, 9);
+    change.alerts = vec![epro_store::NewAlert {
+        rule: "pain-severe".to_owned(),
+        severity: "high".to_owned(),
+        items: vec!["pain".to_owned()],
+        due_at: time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+    }];
+
+    let result = test.store.correct(change).await;
+
+    assert!(result.is_err(), "an alert due before the correction was stored: {result:?}");
+    assert_eq!(test.count("submission_versions", "true").await, 0);
+    assert_eq!(test.count("alerts", "true").await, 0);
 }
