@@ -183,18 +183,8 @@ pub fn role_permits(role: Role, permission: Permission) -> bool {
                 | P::Correct
                 | P::EnrolPatients
         ),
-        Role::Investigator => matches!(
-            permission,
-            P::Submit
-                | P::ReadSubmissions
-                | P::ViewQueries
-                | P::ChangeQueryStatus
-                | P::ViewAlerts
-                | P::AcknowledgeAlerts
-                | P::Correct
-                | P::Sign
-                | P::EnrolPatients
-        ),
+        // An investigator may do what site staff do, and sign.
+        Role::Investigator => permission == P::Sign || role_permits(Role::SiteStaff, permission),
         Role::SiteStaff => matches!(
             permission,
             P::Submit

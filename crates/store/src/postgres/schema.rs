@@ -10,7 +10,7 @@
 //! lock and applies it, and the others wait, then find it applied.
 
 use anyhow::{Context as _, bail, ensure};
-use deadpool_postgres::Object;
+use deadpool_postgres::{GenericClient, Object};
 
 /// One embedded migration script.
 pub(super) struct Migration {
@@ -81,15 +81,7 @@ pub(super) async fn migrate(client: &mut Object) -> anyhow::Result<usize> {
             .context("failed to take the migration lock")?;
         transaction.batch_execute(CREATE_MIGRATIONS_TABLE).await.context("failed to create epro_schema_migrations")?;
 
-        let rows = transaction
-            .query("SELECT version, name FROM epro_schema_migrations ORDER BY version", &[])
-            .await
-            .context("failed to read epro_schema_migrations")?;
-        let recorded: Vec<(i32, String)> = rows
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .context("failed to read epro_schema_migrations")?;
+        let recorded = recorded_migrations(&transaction).await?;
         check_recorded(&recorded)?;
 
         let Some(next) = MIGRATIONS.get(recorded.len()) else {
@@ -123,15 +115,9 @@ pub(super) async fn migrate(client: &mut Object) -> anyhow::Result<usize> {
 /// build does not know.
 pub(super) async fn check_current(client: &Object) -> anyhow::Result<()> {
     check_encoding(client).await?;
-    let rows = client
-        .query("SELECT version, name FROM epro_schema_migrations ORDER BY version", &[])
+    let recorded = recorded_migrations(client)
         .await
-        .context("failed to read epro_schema_migrations; run `epro migrate` as the owner of the database first")?;
-    let recorded: Vec<(i32, String)> = rows
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .context("failed to read epro_schema_migrations")?;
+        .context("run `epro migrate` as the owner of the database first, then start epro again")?;
     check_recorded(&recorded)?;
     ensure!(
         recorded.len() == MIGRATIONS.len(),
@@ -141,6 +127,18 @@ pub(super) async fn check_current(client: &Object) -> anyhow::Result<()> {
         MIGRATIONS.len()
     );
     Ok(())
+}
+
+/// Reads the version and name of every applied migration, in order.
+async fn recorded_migrations(client: &impl GenericClient) -> anyhow::Result<Vec<(i32, String)>> {
+    let rows = client
+        .query("SELECT version, name FROM epro_schema_migrations ORDER BY version", &[])
+        .await
+        .context("failed to read epro_schema_migrations")?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .context("failed to read epro_schema_migrations")
 }
 
 /// Rejects a database whose text encoding is not UTF-8, because answers in Chinese or
