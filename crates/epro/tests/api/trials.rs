@@ -413,3 +413,36 @@ async fn second_instance_sees_publish() {
     };
     assert_eq!(reply.json()["code"], "form_version_retired", "{}", reply.text);
 }
+
+#[tokio::test]
+async fn new_version_keeps_alert_rules_unless_told() {
+    let app = spawn_app().await;
+    let item9_positive = |version: &str| {
+        let mut envelope = phq9_envelope();
+        envelope["formVersion"] = json!(version);
+        envelope["answers"]["/44260-8"] = json!("LA6571-9");
+        envelope
+    };
+
+    let inherited = publish(&app, "demo", "phq9", "2", "application/fhir+json", phq9_edited()).await;
+    let mut bare_document = phq9_edited();
+    bare_document.extend_from_slice(b"\n");
+    let path = "/v1/trials/demo/forms?formId=phq9&version=3&inheritRules=false";
+    let bare = send(&app, reqwest::Method::POST, path, Some(("application/fhir+json", bare_document)), "en").await;
+    let with_rules = app.submit("demo", "phq9", &item9_positive("2")).await;
+    let without_rules = app.submit("demo", "phq9", &item9_positive("3")).await;
+
+    assert_eq!(inherited.status, 201, "{}", inherited.text);
+    assert_eq!(bare.status, 201, "{}", bare.text);
+    assert_eq!(with_rules.status, 201, "{}", with_rules.text);
+    assert_eq!(without_rules.status, 201, "{}", without_rules.text);
+    let alerts = app.list_alerts("demo", "", "en").await.json();
+    let rules: Vec<(&str, &str)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| (alert["formVersion"].as_str().unwrap(), alert["rule"].as_str().unwrap()))
+        .collect();
+    assert!(rules.contains(&("2", "phq9-item9-positive")), "version 2 keeps the item 9 alert: {rules:?}");
+    assert!(rules.iter().all(|(version, _)| *version != "3"), "version 3 was published without rules: {rules:?}");
+}

@@ -45,7 +45,7 @@ use crate::state::AppState;
 const FORM_MEDIA_TYPES: &[&str] = &["application/fhir+json", "application/json", "application/toml"];
 
 /// The query parameters of the publish endpoint, as named in error messages.
-const PUBLISH_PARAMETERS: &[&str] = &["formId", "version"];
+const PUBLISH_PARAMETERS: &[&str] = &["formId", "version", "inheritRules"];
 
 /// Maximum length of a title, a site name or a retirement reason, in characters.
 const MAX_TEXT_CHARS: usize = 500;
@@ -201,6 +201,10 @@ pub struct PublishParams {
     /// The version to publish, never published before for this form (or
     /// published with exactly this content).
     version: Option<String>,
+    /// `true` (the default) gives the new version the trial's scores, alerts and
+    /// Chinese messages of the form's latest version, checked against the new
+    /// document; `false` publishes it without them.
+    inherit_rules: Option<bool>,
 }
 
 /// The errors of [`list`].
@@ -460,7 +464,9 @@ pub async fn add_site(
         `application/json`) or the native TOML format (`application/toml`). It is loaded with every check of \
         `epro forms check` and published only without errors, byte for byte. A form id and version are never \
         reused: the same document again is 200 with the stored version, another one 409. The version takes \
-        submissions on this instance at once, on other instances within a few seconds. Needs `manage_trials` (admin).",
+        submissions on this instance at once, on other instances within a few seconds. The new version keeps \
+        the scores, alerts and Chinese messages of the form's latest version unless `inheritRules=false`; \
+        rules that do not fit the new document are 422 `form_invalid`. Needs `manage_trials` (admin).",
     params(("trial_id" = String, Path, description = "The trial's id."), PublishParams),
     request_body(
         description = "The form document, byte for byte as it is to be kept.",
@@ -490,6 +496,7 @@ pub async fn publish(
         tracing::debug!(error.message = %rejection.body_text(), "Invalid query parameters");
         ApiError::InvalidEnvelope(vec![FieldError::query_parameter(PUBLISH_PARAMETERS, None)])
     })?;
+    let inherit_rules = params.inherit_rules.unwrap_or(true);
     let (form_id, version) = publish_target(params)?;
     let format = form_media_type(&headers)?;
     let bytes = body::read_limited(request_body, state.settings.max_body_bytes).await?;
@@ -502,7 +509,20 @@ pub async fn publish(
         })])
     })?;
 
-    let rules = "{}".to_owned();
+    // A new version keeps the form's alert rules unless the caller says otherwise:
+    // a PHQ-9 version published without its item 9 alert would silently stop
+    // alerting site staff.
+    let rules = if inherit_rules {
+        let snapshot = read_snapshot(&state).await?;
+        snapshot
+            .forms
+            .iter()
+            .filter(|stored| stored.trial_id == trial_id && stored.form_id == form_id)
+            .max_by_key(|stored| stored.seq)
+            .map_or_else(|| "{}".to_owned(), |latest| latest.rules.clone())
+    } else {
+        "{}".to_owned()
+    };
     if let Err(notices) = check_form(format, &source, &rules) {
         return Err(ApiError::InvalidForm(notices.iter().map(FieldError::form_notice).collect()));
     }
