@@ -494,4 +494,30 @@ async fn corrections_and_signatures_follow_roles() {
         send(&app, Method::POST, &sign_path, Some(&investigator), Some(&signing(&second_token))).await;
     assert_eq!(status, 201, "the investigator's other token signs: {reply}");
     assert_eq!(reply["signer"], "staff:inv-c");
+
+    // The correction's audit row holds answers: a data manager reads them, an admin
+    // does not.
+    let admin = create_staff(&app, "adm-c", json!([{ "role": "admin" }])).await;
+    let manager = create_staff(&app, "dm-c", json!([{ "role": "data_manager", "trialId": "demo" }])).await;
+    let path = format!("/v1/audit?submissionId={id}");
+    let corrected = |reply: &Value| -> Value {
+        reply["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["action"] == "submission.corrected")
+            .cloned()
+            .expect("the correction's audit row")
+    };
+    let (status, as_admin) = send(&app, Method::GET, &path, Some(&admin), None).await;
+    assert_eq!(status, 200, "{as_admin}");
+    let (status, as_manager) = send(&app, Method::GET, &"/v1/audit?trialId=demo".to_owned(), Some(&manager), None).await;
+    assert_eq!(status, 200, "{as_manager}");
+    let hidden = corrected(&as_admin);
+    assert_eq!(hidden["valuesRedacted"], true, "{hidden}");
+    assert_eq!(hidden["before"], Value::Null);
+    assert_eq!(hidden["after"], Value::Null);
+    let shown = corrected(&as_manager);
+    assert_eq!(shown["valuesRedacted"], false, "{shown}");
+    assert!(shown["after"].to_string().contains("LA6569-3"), "{shown}");
 }

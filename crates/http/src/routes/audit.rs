@@ -104,6 +104,11 @@ pub(crate) struct AuditEntryBody<'a> {
     reason: Option<&'a str>,
     #[schema(required = true)]
     request_id: Option<&'a str>,
+    /// True when `before` and `after` are withheld (sent as null) because they
+    /// concern a patient whose data the caller may not read, as for an admin.
+    /// Such a row's hash cannot be recomputed from this reply; `epro audit
+    /// verify` checks it in the database.
+    values_redacted: bool,
     /// The previous row's `hash`, in hex.
     #[schema(required = true)]
     prev_hash: Option<String>,
@@ -192,7 +197,14 @@ pub async fn list(
         .await
         .map_err(|error| ApiError::from_store(error, "failed to read the audit trail"))?;
 
-    let pages = Pages { store: state.store.clone(), filter, remaining: limit, page: Some(first_page), started: false };
+    let pages = Pages {
+        store: state.store.clone(),
+        principal,
+        filter,
+        remaining: limit,
+        page: Some(first_page),
+        started: false,
+    };
     let mut response = Body::from_stream(pages.into_stream()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
@@ -212,6 +224,8 @@ fn parse_instant(name: &str, value: Option<&str>, errors: &mut Vec<FieldError>) 
 /// The state of a streaming reply: the rows still to send and where to read next.
 struct Pages {
     store: Store,
+    /// The caller, whose roles decide which rows' values are withheld.
+    principal: Principal,
     filter: AuditFilter,
     /// Rows the request may still receive.
     remaining: usize,
@@ -239,7 +253,8 @@ impl Pages {
                 chunk.push(b',');
             }
             self.started = true;
-            if let Err(error) = serde_json::to_writer(&mut chunk, &entry_body(record)) {
+            let redact = !may_read_values(&self.principal, record);
+            if let Err(error) = serde_json::to_writer(&mut chunk, &entry_body(record, redact)) {
                 return Some((Err(std::io::Error::other(error)), None));
             }
         }
@@ -270,7 +285,20 @@ impl Pages {
     }
 }
 
-fn entry_body(record: &AuditRecord) -> AuditEntryBody<'_> {
+/// Returns whether the caller may read the before and after values of `record`:
+/// always for rows about no patient, otherwise only with `read_submissions` for the
+/// whole trial. Values of corrections hold answers, which an admin must not see.
+fn may_read_values(principal: &Principal, record: &AuditRecord) -> bool {
+    match (&record.patient_id, &record.trial_id) {
+        (None, _) => true,
+        (Some(_), Some(trial_id)) => {
+            auth::require(principal, Permission::ReadSubmissions, Scope::Trial(trial_id)).is_ok()
+        }
+        (Some(_), None) => false,
+    }
+}
+
+fn entry_body(record: &AuditRecord, redact: bool) -> AuditEntryBody<'_> {
     AuditEntryBody {
         seq: record.seq,
         occurred_at: &record.occurred_at,
@@ -281,8 +309,9 @@ fn entry_body(record: &AuditRecord) -> AuditEntryBody<'_> {
         trial_id: record.trial_id.as_deref(),
         patient_id: record.patient_id.as_deref(),
         submission_id: record.submission_id.as_deref(),
-        before: raw_json(record.before_value.as_deref()),
-        after: raw_json(record.after_value.as_deref()),
+        before: if redact { None } else { raw_json(record.before_value.as_deref()) },
+        after: if redact { None } else { raw_json(record.after_value.as_deref()) },
+        values_redacted: redact,
         reason: record.reason.as_deref(),
         request_id: record.request_id.as_deref(),
         prev_hash: record.prev_hash.map(hex::encode),
