@@ -319,8 +319,14 @@ pub fn scores_json(scores: &[Score]) -> String {
 fn find_form<'a>(trial: &'a Trial, target: Target<'_>, version: Option<&str>) -> Result<&'a PublishedForm, ApiError> {
     let Some(form_id) = target.form_id else {
         return trial.single_form().ok_or_else(|| {
-            let mut form_ids: Vec<String> = trial.forms.iter().map(|form| form.id.clone()).collect();
-            form_ids.dedup();
+            // Each form id once, in the order first published, and only forms that
+            // still take submissions.
+            let mut form_ids: Vec<String> = Vec::new();
+            for form in trial.forms.iter().filter(|form| form.current) {
+                if !form_ids.contains(&form.id) {
+                    form_ids.push(form.id.clone());
+                }
+            }
             ApiError::InvalidEnvelope(vec![FieldError::envelope("formId", EnvelopeProblem::FormRequired { form_ids })])
         });
     };

@@ -415,6 +415,8 @@ async fn staff_api_checks_bodies_and_revokes() {
     assert_eq!(status, 422, "{reply}");
     let fields: Vec<&str> = reply["errors"].as_array().unwrap().iter().map(|e| e["item"].as_str().unwrap()).collect();
     assert_eq!(fields, ["roles[0].role", "roles[1].siteId", "roles[2].siteId"], "{reply}");
+    let paths: Vec<&str> = reply["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/roles/0/role", "/roles/1/siteId", "/roles/2/siteId"], "JSON Pointers: {reply}");
 
     let unknown_site = json!({ "staffId": "y", "displayName": "Y", "roles": [
         { "role": "site_staff", "trialId": "demo", "siteId": "site-99" }
@@ -511,7 +513,8 @@ async fn corrections_and_signatures_follow_roles() {
     };
     let (status, as_admin) = send(&app, Method::GET, &path, Some(&admin), None).await;
     assert_eq!(status, 200, "{as_admin}");
-    let (status, as_manager) = send(&app, Method::GET, &"/v1/audit?trialId=demo".to_owned(), Some(&manager), None).await;
+    let (status, as_manager) =
+        send(&app, Method::GET, &"/v1/audit?trialId=demo".to_owned(), Some(&manager), None).await;
     assert_eq!(status, 200, "{as_manager}");
     let hidden = corrected(&as_admin);
     assert_eq!(hidden["valuesRedacted"], true, "{hidden}");

@@ -98,6 +98,7 @@ async fn seed_requires_form_id_for_multi_form_trial() {
     assert_eq!(reply.error_codes(), ["form_required"]);
     let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("phq9") && message.contains("gad7"), "lists the forms: {message}");
+    assert_eq!(message.matches("phq9").count(), 1, "each form once: {message}");
 }
 
 #[tokio::test]

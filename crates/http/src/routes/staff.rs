@@ -410,6 +410,16 @@ pub(crate) fn days_field(
 
 /// Reads `roles`: a non-empty array of `{role, trialId?, siteId?}` whose trials and
 /// sites exist and fit each role.
+/// Builds a finding on field `field` of entry `position` of `roles`, named
+/// `roles[0].siteId` and pointing at `/roles/0/siteId`.
+fn role_error(position: usize, field: Option<&str>, problem: EnvelopeProblem) -> FieldError {
+    let (item, path) = match field {
+        Some(field) => (format!("roles[{position}].{field}"), format!("/roles/{position}/{field}")),
+        None => (format!("roles[{position}]"), format!("/roles/{position}")),
+    };
+    FieldError { item, path, detail: crate::error::Detail::Envelope(problem) }
+}
+
 fn grants_field(
     state: &AppState,
     fields: &Map<String, Value>,
@@ -430,21 +440,19 @@ fn grants_field(
     let before = errors.len();
     let mut grants = Vec::new();
     for (position, entry) in entries.iter().enumerate() {
-        let path = format!("roles[{position}]");
         let Some(entry) = entry.as_object() else {
-            errors.push(FieldError::envelope(&path, EnvelopeProblem::WrongType { expected: "object" }));
+            errors.push(role_error(position, None, EnvelopeProblem::WrongType { expected: "object" }));
             continue;
         };
         errors.extend(
             unknown_fields(entry, &["role", "trialId", "siteId"])
                 .into_iter()
-                .map(|error| FieldError::envelope(&format!("{path}.{}", error.item), EnvelopeProblem::UnknownField)),
+                .map(|error| role_error(position, Some(&error.item), EnvelopeProblem::UnknownField)),
         );
-        let role_path = format!("{path}.role");
         let role = match entry.get("role").and_then(Value::as_str).map(str::parse::<Role>) {
             Some(Ok(role)) => role,
             _ => {
-                errors.push(FieldError::envelope(&role_path, EnvelopeProblem::NotOneOf { allowed: ROLE_NAMES }));
+                errors.push(role_error(position, Some("role"), EnvelopeProblem::NotOneOf { allowed: ROLE_NAMES }));
                 continue;
             }
         };
@@ -456,7 +464,7 @@ fn grants_field(
         for (field, value, wanted) in [("trialId", &trial_id, wants_trial), ("siteId", &site_id, wants_site)] {
             if value.is_some() != wanted {
                 let problem = EnvelopeProblem::RoleScope { role: role.as_str(), needed: wanted };
-                errors.push(FieldError::envelope(&format!("{path}.{field}"), problem));
+                errors.push(role_error(position, Some(field), problem));
             }
         }
         if let Some(trial_id) = &trial_id {
