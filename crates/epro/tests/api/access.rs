@@ -513,8 +513,7 @@ async fn corrections_and_signatures_follow_roles() {
     };
     let (status, as_admin) = send(&app, Method::GET, &path, Some(&admin), None).await;
     assert_eq!(status, 200, "{as_admin}");
-    let (status, as_manager) =
-        send(&app, Method::GET, &"/v1/audit?trialId=demo".to_owned(), Some(&manager), None).await;
+    let (status, as_manager) = send(&app, Method::GET, "/v1/audit?trialId=demo", Some(&manager), None).await;
     assert_eq!(status, 200, "{as_manager}");
     let hidden = corrected(&as_admin);
     assert_eq!(hidden["valuesRedacted"], true, "{hidden}");
