@@ -110,12 +110,14 @@ pub async fn import_read(store: &Store, directory: &Path, trials: &[TrialSource]
                 title_en: file.title.en.clone(),
                 title_zh_cn: file.title.zh_cn.clone(),
                 acknowledge_within_seconds: deadline_seconds(file),
-                // NOTE: the database keeps one name per site, so the English name of
-                // the trial file's `[[sites]]` entry is stored and the Chinese one is not.
                 sites: file
                     .sites
                     .iter()
-                    .map(|site| NewSite { site_id: site.id.clone(), name: site.name.en.clone() })
+                    .map(|site| NewSite {
+                        site_id: site.id.clone(),
+                        name: site.name.en.clone(),
+                        name_zh_cn: Some(site.name.zh_cn.clone()),
+                    })
                     .collect(),
                 actor: IMPORT_ACTOR.to_owned(),
                 request_id: None,

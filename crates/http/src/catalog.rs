@@ -205,7 +205,10 @@ fn build_trial(
             .iter()
             .map(|site| TrialSite {
                 id: site.site_id.clone(),
-                name: Localized { en: site.name.clone(), zh_cn: site.name.clone() },
+                name: Localized {
+                    en: site.name.clone(),
+                    zh_cn: site.name_zh_cn.clone().unwrap_or_else(|| site.name.clone()),
+                },
             })
             .collect(),
     }

@@ -41,7 +41,7 @@ pub(crate) fn trial_after(trial: &NewTrial) -> String {
 
 /// Returns the `after_value` of a `site.added` row.
 pub(crate) fn site_after(site: &NewSite) -> String {
-    serde_json::json!({ "siteId": site.site_id, "name": site.name }).to_string()
+    serde_json::json!({ "siteId": site.site_id, "name": site.name, "nameZhCn": site.name_zh_cn }).to_string()
 }
 
 /// Returns the `after_value` of a `form.published` row: the version's identity and
@@ -73,7 +73,7 @@ pub(crate) fn trial_matches(stored: &StoredTrial, trial: &NewTrial) -> bool {
 }
 
 pub(crate) fn site_matches(stored: &StoredSite, site: &NewSite) -> bool {
-    stored.site_id == site.site_id && stored.name == site.name
+    stored.site_id == site.site_id && stored.name == site.name && stored.name_zh_cn == site.name_zh_cn
 }
 
 /// Returns true when a stored version has the content that `form` would publish.

@@ -446,3 +446,25 @@ async fn new_version_keeps_alert_rules_unless_told() {
     assert!(rules.contains(&("2", "phq9-item9-positive")), "version 2 keeps the item 9 alert: {rules:?}");
     assert!(rules.iter().all(|(version, _)| *version != "3"), "version 3 was published without rules: {rules:?}");
 }
+
+#[tokio::test]
+async fn sites_keep_both_names() {
+    let app = spawn_app().await;
+    let created = post_json(
+        &app,
+        "/v1/trials",
+        &json!({
+            "trialId": "t1",
+            "title": { "en": "Depression follow-up", "zh-CN": "抑郁随访研究" },
+            "sites": [{ "siteId": "S01", "name": { "en": "Ruijin Hospital", "zh-CN": "瑞金医院" } }],
+        }),
+    )
+    .await;
+
+    assert_eq!(created.status, 201, "{}", created.text);
+    let t1 = get_trial(&app, "t1").await;
+    assert_eq!(t1["sites"][0]["name"], "Ruijin Hospital");
+    assert_eq!(t1["sites"][0]["nameZhCn"], "瑞金医院");
+    let demo = get_trial(&app, "demo").await;
+    assert_eq!(demo["sites"][0]["nameZhCn"], "北京协和医院（演示）", "the trial file's Chinese name is imported");
+}

@@ -89,7 +89,10 @@ pub(crate) struct TitleBody {
 #[schema(as = Site)]
 pub(crate) struct SiteBody {
     site_id: String,
+    /// The name in English, or the only name.
     name: String,
+    /// The name in Simplified Chinese, when the site has one of its own.
+    name_zh_cn: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     added_at: OffsetDateTime,
@@ -854,11 +857,18 @@ impl<'a> Fields<'a> {
         valid.then_some(sites)
     }
 
-    /// Reads `siteId` and `name` of a site object.
+    /// Reads `siteId` and `name` of a site object. `name` is one string, or
+    /// `{"en": ..., "zh-CN": ...}` like a trial's title.
     fn site(&mut self) -> Option<NewSite> {
         let site_id = self.id("siteId");
-        let name = self.text("name");
-        Some(NewSite { site_id: site_id?, name: name? })
+        let (name, name_zh_cn) = match self.object.get("name") {
+            Some(Value::Object(_)) => {
+                let (en, zh_cn) = self.localized("name")?;
+                (Some(en), Some(zh_cn))
+            }
+            _ => (self.text("name"), None),
+        };
+        Some(NewSite { site_id: site_id?, name: name?, name_zh_cn })
     }
 
     /// Returns `value` when no field had a problem, or 422 with every finding.
@@ -895,6 +905,7 @@ fn site_body(site: &StoredSite) -> SiteBody {
     SiteBody {
         site_id: site.site_id.clone(),
         name: site.name.clone(),
+        name_zh_cn: site.name_zh_cn.clone(),
         added_at: site.added_at,
         added_by: site.added_by.clone(),
     }

@@ -24,6 +24,8 @@ CREATE TABLE trial_sites (
     trial_id TEXT NOT NULL REFERENCES trials (trial_id),
     site_id TEXT NOT NULL CHECK (length(site_id) BETWEEN 1 AND 64),
     name TEXT NOT NULL CHECK (length(name) > 0),
+    -- The site's name in Simplified Chinese; NULL when it has none of its own.
+    name_zh_cn TEXT CHECK (name_zh_cn IS NULL OR length(name_zh_cn) > 0),
     added_at TEXT NOT NULL,
     added_by TEXT NOT NULL CHECK (length(added_by) > 0),
     PRIMARY KEY (trial_id, site_id)

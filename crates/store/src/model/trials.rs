@@ -24,7 +24,10 @@ pub struct NewTrial {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewSite {
     pub site_id: String,
+    /// The name in English, or the only name.
     pub name: String,
+    /// The name in Simplified Chinese, when it differs from `name`.
+    pub name_zh_cn: Option<String>,
 }
 
 /// A trial as stored, with its sites in `site_id` order.
@@ -43,7 +46,10 @@ pub struct StoredTrial {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSite {
     pub site_id: String,
+    /// The name in English, or the only name.
     pub name: String,
+    /// The name in Simplified Chinese, when it has one of its own.
+    pub name_zh_cn: Option<String>,
     pub added_at: OffsetDateTime,
     pub added_by: String,
 }

@@ -125,12 +125,19 @@ async fn insert_site(
 ) -> anyhow::Result<StoredSite> {
     transaction
         .execute(
-            "INSERT INTO trial_sites (trial_id, site_id, name, added_at, added_by) VALUES ($1, $2, $3, $4, $5)",
-            &[&trial_id, &site.site_id, &site.name, &now, &actor],
+            "INSERT INTO trial_sites (trial_id, site_id, name, name_zh_cn, added_at, added_by)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&trial_id, &site.site_id, &site.name, &site.name_zh_cn, &now, &actor],
         )
         .await
         .with_context(|| format!("failed to insert site {} of trial {trial_id}", site.site_id))?;
-    Ok(StoredSite { site_id: site.site_id.clone(), name: site.name.clone(), added_at: now, added_by: actor.to_owned() })
+    Ok(StoredSite {
+        site_id: site.site_id.clone(),
+        name: site.name.clone(),
+        name_zh_cn: site.name_zh_cn.clone(),
+        added_at: now,
+        added_by: actor.to_owned(),
+    })
 }
 
 /// Publishes a form version, or reports the version that has this id.
@@ -331,7 +338,7 @@ async fn form_version(
 async fn sites(client: &impl GenericClient, trial_id: Option<&str>) -> anyhow::Result<Vec<(String, StoredSite)>> {
     let rows = client
         .query(
-            "SELECT trial_id, site_id, name, added_at, added_by FROM trial_sites
+            "SELECT trial_id, site_id, name, added_at, added_by, name_zh_cn FROM trial_sites
              WHERE $1::text IS NULL OR trial_id = $1 ORDER BY trial_id, site_id",
             &[&trial_id],
         )
@@ -342,6 +349,7 @@ async fn sites(client: &impl GenericClient, trial_id: Option<&str>) -> anyhow::R
             let site = StoredSite {
                 site_id: row.try_get(1)?,
                 name: row.try_get(2)?,
+                name_zh_cn: row.try_get(5)?,
                 added_at: row.try_get(3)?,
                 added_by: row.try_get(4)?,
             };

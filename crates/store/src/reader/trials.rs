@@ -107,7 +107,7 @@ pub(crate) fn catalog_snapshot(connection: &Connection) -> anyhow::Result<Catalo
 /// Reads the sites of one trial, or of every trial, in trial and site order.
 fn sites(connection: &Connection, trial_id: Option<&str>) -> anyhow::Result<Vec<(String, StoredSite)>> {
     let mut statement = connection.prepare_cached(
-        "SELECT trial_id, site_id, name, added_at, added_by FROM trial_sites
+        "SELECT trial_id, site_id, name, added_at, added_by, name_zh_cn FROM trial_sites
          WHERE ?1 IS NULL OR trial_id = ?1 ORDER BY trial_id, site_id",
     )?;
     let rows = statement
@@ -119,13 +119,15 @@ fn sites(connection: &Connection, trial_id: Option<&str>) -> anyhow::Result<Vec<
                 row.get::<_, String>(2)?,
                 added_at,
                 row.get::<_, String>(4)?,
+                row.get::<_, Option<String>>(5)?,
             ))
         })
         .context("failed to read trial sites")?;
     let mut sites = Vec::new();
     for row in rows {
-        let (trial_id, site_id, name, added_at, added_by) = row.context("failed to read trial site")?;
-        sites.push((trial_id, StoredSite { site_id, name, added_at: parse_timestamp(&added_at)?, added_by }));
+        let (trial_id, site_id, name, added_at, added_by, name_zh_cn) = row.context("failed to read trial site")?;
+        let added_at = parse_timestamp(&added_at)?;
+        sites.push((trial_id, StoredSite { site_id, name, name_zh_cn, added_at, added_by }));
     }
     Ok(sites)
 }

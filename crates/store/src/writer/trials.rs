@@ -108,9 +108,10 @@ fn insert_site(
     let added_at = format_audit_time(now);
     connection
         .prepare_cached(
-            "INSERT INTO trial_sites (trial_id, site_id, name, added_at, added_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO trial_sites (trial_id, site_id, name, name_zh_cn, added_at, added_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![trial_id, site.site_id, site.name, added_at, actor])
+        .execute(params![trial_id, site.site_id, site.name, site.name_zh_cn, added_at, actor])
         .with_context(|| format!("failed to insert site {} of trial {trial_id}", site.site_id))?;
     bump_generation(connection)?;
     let after = site_after(site);
@@ -126,6 +127,7 @@ fn insert_site(
     Ok(StoredSite {
         site_id: site.site_id.clone(),
         name: site.name.clone(),
+        name_zh_cn: site.name_zh_cn.clone(),
         added_at: crate::columns::parse_timestamp(&added_at)?,
         added_by: actor.to_owned(),
     })

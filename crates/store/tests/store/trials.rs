@@ -39,7 +39,14 @@ fn new_trial(trial_id: &str, sites: &[(&str, &str)]) -> NewTrial {
         title_en: "Pain study".to_owned(),
         title_zh_cn: "疼痛研究".to_owned(),
         acknowledge_within_seconds: 3600,
-        sites: sites.iter().map(|(id, name)| NewSite { site_id: (*id).to_owned(), name: (*name).to_owned() }).collect(),
+        sites: sites
+            .iter()
+            .map(|(id, name)| NewSite {
+                site_id: (*id).to_owned(),
+                name: (*name).to_owned(),
+                name_zh_cn: Some(format!("{name}（中文）")),
+            })
+            .collect(),
         actor: "operator".to_owned(),
         request_id: Some("req-trial".to_owned()),
     }
@@ -106,6 +113,9 @@ async fn create_trial_writes_sites_and_audit_rows(backend: Backend) {
     assert_eq!(trial.created_by, "operator");
     let site_ids: Vec<&str> = trial.sites.iter().map(|site| site.site_id.as_str()).collect();
     assert_eq!(site_ids, ["S01", "S02"]);
+    assert_eq!(trial.sites[0].name_zh_cn.as_deref(), Some("Site one（中文）"));
+    let snapshot = test.store.catalog_snapshot().await.expect("snapshot");
+    assert_eq!(snapshot.trials[0].sites[0].name_zh_cn.as_deref(), Some("Site one（中文）"), "read back");
     assert_eq!(test.store.catalog_generation().await.expect("generation"), before + 3);
 
     let created = audit_rows(&test.store, TRIAL_CREATED).await;
@@ -147,7 +157,7 @@ async fn add_site_reports_existing_site(backend: Backend) {
     created_trial(&test.store).await;
     let addition = |trial_id: &str, name: &str| SiteAddition {
         trial_id: trial_id.to_owned(),
-        site: NewSite { site_id: "S07".to_owned(), name: name.to_owned() },
+        site: NewSite { site_id: "S07".to_owned(), name: name.to_owned(), name_zh_cn: None },
         actor: "operator".to_owned(),
         request_id: None,
     };
