@@ -36,6 +36,12 @@ pub fn error_message(language: Language, error: &ApiError) -> String {
         }
         (ApiError::Unauthorized, En) => "A valid token is required: send Authorization: Bearer <token>. Staff tokens start with epro_s_, patient tokens with epro_p_. An expired or revoked token needs a new one: patients ask their site, staff ask an administrator.".to_owned(),
         (ApiError::Unauthorized, ZhCn) => "需要有效的令牌：请通过 Authorization: Bearer <令牌> 请求头发送。工作人员令牌以 epro_s_ 开头，受试者令牌以 epro_p_ 开头。令牌过期或被吊销时需要新令牌：受试者请联系研究中心，工作人员请联系管理员。".to_owned(),
+        (ApiError::Forbidden { permission: crate::auth::Permission::ReadAudit }, En) => {
+            "Your token does not allow this request: the whole audit trail is for administrators. Data managers and monitors add trialId=<their trial> to read that trial's rows.".to_owned()
+        }
+        (ApiError::Forbidden { permission: crate::auth::Permission::ReadAudit }, ZhCn) => {
+            "您的令牌无权执行此请求：完整的稽查轨迹仅供管理员读取。数据管理员和监查员请加上 trialId=<所负责的试验> 以读取该试验的记录。".to_owned()
+        }
         (ApiError::Forbidden { permission }, En) => format!(
             "Your token does not allow this request: it needs the permission {permission} for this trial, site or patient. Ask an administrator for the role you need; a patient token works only for its own patient and trial."
         ),

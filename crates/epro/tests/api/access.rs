@@ -322,6 +322,10 @@ async fn site_staff_see_only_their_site() {
     let (_, patients_seen) =
         send(&app, Method::GET, "/v1/trials/demo/patients?siteId=site-02", Some(&site1), None).await;
     assert_eq!(patients_seen["code"], "forbidden");
+
+    let (status, whole_trail) = send(&app, Method::GET, "/v1/audit", Some(&manager), None).await;
+    assert_eq!(status, 403, "{whole_trail}");
+    assert!(whole_trail["message"].as_str().unwrap().contains("trialId="), "names the fix: {whole_trail}");
 }
 
 #[tokio::test]

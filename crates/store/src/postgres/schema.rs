@@ -79,6 +79,11 @@ pub(super) async fn migrate(client: &mut Object) -> anyhow::Result<usize> {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .context("failed to take the migration lock")?;
+        // Keeps the "already exists, skipping" notice of the next statement out of the log.
+        transaction
+            .batch_execute("SET LOCAL client_min_messages = warning")
+            .await
+            .context("failed to set client_min_messages")?;
         transaction.batch_execute(CREATE_MIGRATIONS_TABLE).await.context("failed to create epro_schema_migrations")?;
 
         let recorded = recorded_migrations(&transaction).await?;
