@@ -21,7 +21,7 @@ if [ "$#" -eq 0 ]; then
 fi
 
 case "${1:-}" in
-    serve | migrate | forms | outbox | revalidate | export | audit | help | -*)
+    serve | migrate | forms | trials | staff | outbox | revalidate | export | audit | help | -*)
         set -- epro "$@"
         ;;
 esac
