@@ -319,7 +319,8 @@ submit() {
 output=$(run_in_container "${as_image_user[@]}" "${image_command[0]}" staff create --config "$root$config" \
     --id ops --name "Entry point test" --role investigator:demo:site-01 2>&1) ||
     fail "epro staff create through the entry point failed: $output"
-token=$(printf '%s\n' "$output" | grep '^{' | jq -r .token)
+# The output holds the log lines on stderr too; the token is on the JSON line of stdout.
+token=$(printf '%s\n' "$output" | grep '"staffId"' | jq -r .token)
 [[ "$token" == epro_s_* ]] || fail "epro staff create printed no token: $output"
 pass "epro staff create through the entry point printed a staff token"
 
