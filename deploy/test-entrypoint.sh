@@ -435,6 +435,14 @@ if [ -n "${TEST_EPRO_POSTGRES_URL:-}" ] && [ -n "${TEST_EPRO_AMQP_URL:-}" ]; the
     rm -f "$data"/*
     start_server "$work/compose.log" "EPRO_DATABASE__URL=$database_url" "EPRO_OUTBOX__SINK__URL=$TEST_EPRO_AMQP_URL" \
         "EPRO_OUTBOX__SINK__EXCHANGE=$queue_to_delete" "EPRO_OUTBOX__SINK__QUEUE=$queue_to_delete"
+    output=$(run_in_container "EPRO_DATABASE__URL=$database_url" "${as_image_user[@]}" "${image_command[0]}" \
+        staff create --config "$root$config" --id ops --name "Compose test" --role investigator:demo:site-01 2>&1) ||
+        fail "the compose configuration: epro staff create failed: $output"
+    token=$(printf '%s\n' "$output" | grep '"staffId"' | jq -r .token)
+    status=$(curl -s -o "$work/enrolled.json" -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' --data-binary '{"patientId": "P-0001", "siteId": "site-01"}' \
+        "http://127.0.0.1:$port/v1/trials/demo/patients")
+    [ "$status" = 201 ] || fail "the compose configuration: enrolling P-0001 got $status: $(cat "$work/enrolled.json")"
     status=$(submit)
     [ "$status" = 201 ] || fail "the compose configuration: the submission got $status, expected 201"
     published=0
