@@ -1,4 +1,4 @@
-//! Who is calling, and what they may do.
+//! Authentication of callers and the permission check of every handler.
 //!
 //! Authentication turns the `Authorization: Bearer` header into a [`Principal`]
 //! through the [`Authenticator`] in the application state. The one built in,
@@ -86,7 +86,7 @@ pub enum Permission {
     ReadSubmissions,
     /// List data queries.
     ViewQueries,
-    /// Answer, close or reopen data queries.
+    /// Change a data query's status: answered, closed or open again.
     ChangeQueryStatus,
     /// List alerts.
     ViewAlerts,
@@ -286,7 +286,7 @@ pub fn require(principal: &Principal, permission: Permission, scope: Scope<'_>) 
     Err(ApiError::Forbidden { permission })
 }
 
-/// Which sites of a trial a caller may see with a permission, for listings.
+/// The sites of a trial whose data a caller may list with a permission.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SiteAccess {
     /// Every site, and patients never enrolled anywhere.
@@ -443,7 +443,7 @@ pub(crate) fn require_in(
     })
 }
 
-/// Why a presented token was not accepted.
+/// The reason a presented token was rejected.
 #[derive(Debug)]
 pub enum AuthFailure {
     /// Not `Bearer <token>`, or a token that no epro token looks like.
@@ -680,7 +680,8 @@ mod tests {
 
         assert!(first.starts_with(PATIENT_TOKEN_PREFIX));
         assert!(second.starts_with(STAFF_TOKEN_PREFIX));
-        assert!(is_well_formed(&first) && is_well_formed(&second));
+        assert!(is_well_formed(&first));
+        assert!(is_well_formed(&second));
         assert_ne!(first[PATIENT_TOKEN_PREFIX.len()..], second[STAFF_TOKEN_PREFIX.len()..]);
         assert_eq!(digest(&first), first_digest);
         assert!(!is_well_formed("epro_p_0123"));

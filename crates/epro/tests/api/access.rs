@@ -45,7 +45,8 @@ async fn enrol(app: &TestApp, patient_id: &str, site_id: &str) -> String {
     let (status, reply) = send(app, Method::POST, "/v1/trials/demo/patients", Some(OPERATOR_TOKEN), Some(&body)).await;
     assert_eq!(status, 201, "enrolling {patient_id}: {reply}");
     let token = reply["token"]["token"].as_str().unwrap().to_owned();
-    assert!(token.starts_with("epro_p_") && token.len() == 71, "token {token:?}");
+    assert!(token.starts_with("epro_p_"), "token {token:?}");
+    assert_eq!(token.len(), 71, "prefix and 64 hex digits: {token:?}");
     token
 }
 

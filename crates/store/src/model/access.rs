@@ -79,7 +79,7 @@ impl FromStr for Role {
     }
 }
 
-/// What a role is granted for.
+/// The reach of a role grant: every trial, one trial, or one site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantScope {
     /// Every trial: the grant names no trial and no site.
@@ -156,7 +156,7 @@ pub struct NewToken {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// Who made an access change and in which request, for its audit row.
+/// The actor and request of an access change, for its audit row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeOrigin {
     /// For example `staff:admin-1`, or `cli` for the command line.
@@ -197,7 +197,7 @@ pub enum AccessOutcome {
     NotFound,
 }
 
-/// What a token digest belongs to, as found by
+/// The staff member or patient a token digest belongs to, as found by
 /// [`Store::credential`](crate::Store::credential). Revoked and expired tokens are
 /// returned too, so that the caller can tell why it rejects them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,7 +236,7 @@ impl Credential {
     }
 }
 
-/// Which enrolments [`Store::enrolments`](crate::Store::enrolments) lists.
+/// The selection of enrolments that [`Store::enrolments`](crate::Store::enrolments) lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrolmentFilter {
     pub trial_id: String,

@@ -150,37 +150,30 @@ pub(super) fn insert_correction(
         insert_outbox_event(connection, &event_owner, ALERT_RAISED, &corrected_at, &payload)?;
     }
 
-    let (before, after) = correction.audit_values();
-    insert_audit_event(
-        connection,
-        &AuditEntry {
-            trial_id: Some(&owner.trial_id),
-            patient_id: Some(&owner.patient_id),
-            submission_id: Some(submission_id),
-            before_value: Some(&before),
-            after_value: Some(&after),
-            reason: Some(&correction.reason),
-            request_id: correction.request_id.as_deref(),
-            ..AuditEntry::new(now, &correction.actor, SUBMISSION_CORRECTED, "submission", submission_id)
-        },
-    )?;
-    for (signature_id, signed_version) in &voided {
-        let before = serde_json::json!({ "version": signed_version, "voided": false }).to_string();
-        let after =
-            serde_json::json!({ "version": signed_version, "voided": true, "voidedByVersion": version }).to_string();
+    // The correction's row and one row per voided signature share the patient, the
+    // submission, the reason and the request.
+    let audit_row = |action, entity, entity_id, before: &str, after: &str| {
         insert_audit_event(
             connection,
             &AuditEntry {
                 trial_id: Some(&owner.trial_id),
                 patient_id: Some(&owner.patient_id),
                 submission_id: Some(submission_id),
-                before_value: Some(&before),
-                after_value: Some(&after),
+                before_value: Some(before),
+                after_value: Some(after),
                 reason: Some(&correction.reason),
                 request_id: correction.request_id.as_deref(),
-                ..AuditEntry::new(now, &correction.actor, SIGNATURE_VOIDED, "signature", signature_id)
+                ..AuditEntry::new(now, &correction.actor, action, entity, entity_id)
             },
-        )?;
+        )
+    };
+    let (before, after) = correction.audit_values();
+    audit_row(SUBMISSION_CORRECTED, "submission", submission_id, &before, &after)?;
+    for (signature_id, signed_version) in &voided {
+        let before = serde_json::json!({ "version": signed_version, "voided": false }).to_string();
+        let after =
+            serde_json::json!({ "version": signed_version, "voided": true, "voidedByVersion": version }).to_string();
+        audit_row(SIGNATURE_VOIDED, "signature", signature_id, &before, &after)?;
     }
 
     Ok(CorrectionOutcome::Created(CorrectionReceipt {
